@@ -1,0 +1,84 @@
+"""`stylebot …`: the entry point. Settings are parsed here, once, and passed down."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from storage.settings import Settings, SettingsError, load_settings
+from tasks.styles import StylesError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stylebot", description="Styled images in chat, fairly queued.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = sub.add_parser("demo", help="one round trip through the real path on embedded defaults")
+    demo.add_argument("photo", nargs="?", type=Path, help="a JPEG/PNG/WebP (default: a bundled sample)")
+    demo.add_argument("--style", default="ghibli")
+    demo.add_argument("--out", type=Path, help="where to write the result (default: data/demo-STYLE.jpg)")
+    chat = sub.add_parser("chat", help="talk to the bot in this terminal (console adapter)")
+    chat.add_argument("--user", default="console:you", help="platform-qualified id to chat as")
+    chat.add_argument("--locale", default="en", choices=["en", "ar"])
+    chat.add_argument("--no-worker", action="store_true", help="don't start a worker process")
+    worker = sub.add_parser("worker", help="run a Celery worker on the gpu queue")
+    worker.add_argument("--concurrency", type=int, default=1, help="processes (one per GPU)")
+    worker.add_argument("--loglevel", default="INFO")
+    sub.add_parser("migrate", help="apply database migrations (Alembic) and exit")
+    return p
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from bots.console.demo import run_demo
+
+    return run_demo(settings, args.photo, args.style, args.out)
+
+
+def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    from bots.console.repl import run_chat
+
+    return run_chat(settings, args.user, args.locale, with_worker=not args.no_worker)
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from tasks.worker import run_worker
+
+    run_worker(settings, concurrency=args.concurrency, loglevel=args.loglevel)
+    return 0
+
+
+def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from storage.migrate import current, upgrade
+
+    upgrade(settings.sqlalchemy_url)
+    print(f"database at revision {current(settings.sqlalchemy_url)}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "demo": _demo,
+    "chat": _chat,
+    "worker": _worker,
+    "migrate": _migrate,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        from bots.logs import setup_logging
+
+        setup_logging("WARNING" if args.command in ("demo", "chat") else "INFO",
+                      secrets=(settings.telegram_token, settings.discord_token))
+        return COMMANDS[args.command](settings, args)
+    except (SettingsError, StylesError) as exc:
+        print(f"stylebot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The delivery loop: claim finished, undelivered jobs of one platform, then send each once.
+
+Workers never talk to a platform; they only mark jobs in SQL. A bot process claims a job
+(a conditional UPDATE that one process wins), sends the reply, then marks it delivered. A
+claim older than the lease (the process died mid-send) may be taken again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol
+
+from bots.core.messages import t
+from bots.core.requests import Reply, ReplyTarget
+from bots.core.runtime import Runtime
+from quota import quota_day, used_on
+from storage.db import transaction
+from storage.jobs import claim_for_delivery, mark_delivered, release_claim
+from storage.models import Job, JobStatus, User
+
+log = logging.getLogger("stylebot.delivery")
+
+CLAIM_LEASE = timedelta(minutes=5)
+
+
+class Undeliverable(Exception):
+    """The platform will never take this reply (the person blocked the bot, the chat is gone)."""
+
+
+class ReplySender(Protocol):
+    async def send(self, target: ReplyTarget, reply: Reply) -> None: ...
+
+
+class Delivery:
+    def __init__(self, runtime: Runtime, platform: str, sender: ReplySender) -> None:
+        self.rt, self.platform, self.sender = runtime, platform, sender
+
+    def claim(self, limit: int = 20) -> list[Job]:
+        with transaction(self.rt.engine) as s:
+            return claim_for_delivery(s, self.platform, CLAIM_LEASE, limit)
+
+    def reply_for(self, job: Job) -> Reply:
+        style = self.rt.styles[job.style].display_name(job.locale) if job.style in self.rt.styles else job.style
+        if job.status != JobStatus.DONE or not job.result_path:
+            return Reply(t("failed", job.locale), job_id=job.id)
+        return Reply(
+            t("result", job.locale, style=style, left=self._left_today(job)),
+            image=Path(job.result_path),
+            job_id=job.id,
+        )
+
+    def _left_today(self, job: Job) -> int:
+        with transaction(self.rt.engine) as s:
+            user = s.get(User, job.user_id)
+            tier = self.rt.tiers[user.tier if user else "free"]
+            used = used_on(s, job.user_id, quota_day(self.rt.clock(), self.rt.settings.zone))
+        return max(0, tier.daily_limit - used)
+
+    async def deliver_once(self) -> int:
+        """Claim and send what is ready; returns how many replies went out."""
+        jobs = await asyncio.to_thread(self.claim)
+        sent = 0
+        for job in jobs:
+            sent += await self._deliver(job)
+        return sent
+
+    async def _deliver(self, job: Job) -> int:
+        target = ReplyTarget.from_json(job.reply_target)
+        try:
+            await self.sender.send(target, self.reply_for(job))
+        except Undeliverable:
+            log.info("delivery_abandoned job=%s", job.id)
+        except Exception as exc:  # transient: let a later pass (or another process) retry
+            log.warning("delivery_failed job=%s error=%s", job.id, type(exc).__name__)
+            await asyncio.to_thread(self._with_session, release_claim, job.id)
+            return 0
+        await asyncio.to_thread(self._with_session, mark_delivered, job.id)
+        return 1
+
+    def _with_session(self, fn: object, job_id: str) -> None:
+        with transaction(self.rt.engine) as s:
+            fn(s, job_id)  # type: ignore[operator]
+
+    async def run(self, stop: asyncio.Event, interval: float = 0.5) -> None:
+        """Deliver until `stop` is set; purge expired results now and then."""
+        passes = 0
+        while not stop.is_set():
+            try:
+                await self.deliver_once()
+                if passes % 600 == 0:
+                    await asyncio.to_thread(self.rt.store.purge_expired_results)
+            except Exception:
+                log.exception("delivery_pass_failed")
+            passes += 1
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except TimeoutError:
+                pass

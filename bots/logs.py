@@ -1,0 +1,34 @@
+"""Logging set-up: one line per event, tokens redacted, chatty HTTP loggers quietened."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+# Telegram tokens look like 123456789:AA...; they also appear inside Bot API URLs.
+TOKEN_PATTERN = re.compile(r"\d{6,12}:[A-Za-z0-9_-]{30,}")
+
+
+class RedactSecrets(logging.Filter):
+    def __init__(self, secrets: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.secrets = tuple(s for s in secrets if s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for secret in self.secrets:
+            message = message.replace(secret, "[REDACTED]")
+        record.msg, record.args = TOKEN_PATTERN.sub("[REDACTED]", message), None
+        return True
+
+
+def setup_logging(level: str = "INFO", secrets: tuple[str, ...] = ()) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(RedactSecrets(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # httpx logs every request URL at INFO, and Bot API URLs embed the token.
+    for noisy in ("httpx", "httpcore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

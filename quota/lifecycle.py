@@ -1,0 +1,56 @@
+"""Job endings that settle the ledger in the same transaction as the status change."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlmodel import Session, col
+
+from quota.ledger import commit, refund
+from storage.models import Job, JobStatus, utcnow
+
+
+def _transition(session: Session, job: Job, allowed: tuple[str, ...], **values: object) -> bool:
+    result = session.execute(
+        update(Job).where(col(Job.id) == job.id, col(Job.status).in_(allowed)).values(**values)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def finish_done(session: Session, job: Job, result_path: str) -> bool:
+    """running → done; the reservation is committed."""
+    if not _transition(
+        session,
+        job,
+        (JobStatus.RUNNING,),
+        status=JobStatus.DONE,
+        result_path=result_path,
+        finished_at=utcnow(),
+    ):
+        return False
+    commit(session, job_id=job.id, user_id=job.user_id, day=job.quota_day)
+    return True
+
+
+def finish_failed(session: Session, job: Job, error_code: str) -> bool:
+    """queued/running → failed; the reservation is refunded."""
+    if not _transition(
+        session,
+        job,
+        (JobStatus.QUEUED, JobStatus.RUNNING),
+        status=JobStatus.FAILED,
+        error_code=error_code[:40],
+        finished_at=utcnow(),
+    ):
+        return False
+    refund(session, job_id=job.id, user_id=job.user_id, day=job.quota_day)
+    return True
+
+
+def cancel(session: Session, job: Job) -> bool:
+    """queued → cancelled; refunded. A running job can't be cancelled (its GPU work is spent)."""
+    if not _transition(
+        session, job, (JobStatus.QUEUED,), status=JobStatus.CANCELLED, finished_at=utcnow()
+    ):
+        return False
+    refund(session, job_id=job.id, user_id=job.user_id, day=job.quota_day)
+    return True

@@ -1,0 +1,93 @@
+"""SQLModel tables: users, jobs, the per-day usage counter and the usage ledger.
+
+Timestamps are aware UTC datetimes (`utcnow()`); SQLModel stores them as UTC on both databases.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED = (JobStatus.DONE, JobStatus.FAILED)
+
+
+class LedgerKind(StrEnum):
+    RESERVE = "reserve"
+    COMMIT = "commit"
+    REFUND = "refund"
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: str = Field(primary_key=True, max_length=80)  # platform-qualified: telegram:123
+    username: str | None = Field(default=None, max_length=80, index=True)
+    tier: str = Field(default="free", max_length=16)
+    banned: bool = False
+    ban_reason: str | None = Field(default=None, max_length=200)
+    locale: str = Field(default="en", max_length=8)
+    in_flight: int = 0  # jobs queued or running; bounded by the tier's in-flight cap
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "jobs"
+
+    id: str = Field(primary_key=True, max_length=32)
+    idempotency_key: str = Field(unique=True, max_length=200)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=80)
+    platform: str = Field(index=True, max_length=16)
+    style: str = Field(max_length=40)
+    status: str = Field(default=JobStatus.QUEUED, index=True, max_length=16)
+    attempts: int = 0
+    quota_day: date  # the day whose allowance this job used
+    locale: str = Field(default="en", max_length=8)
+    reply_target: str  # ReplyTarget as JSON
+    result_path: str | None = Field(default=None, max_length=300)
+    error_code: str | None = Field(default=None, max_length=40)
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    delivery_claimed_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+
+class Usage(SQLModel, table=True):
+    """How many images a user has used on one day; the row the atomic reservation updates."""
+
+    __tablename__ = "usage"
+
+    user_id: str = Field(primary_key=True, foreign_key="users.id", max_length=80)
+    day: date = Field(primary_key=True)
+    used: int = 0
+
+
+class LedgerEntry(SQLModel, table=True):
+    """Reserve, commit and refund, at most one of each kind per job."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (UniqueConstraint("job_id", "kind", name="uq_ledger_job_kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="jobs.id", index=True, max_length=32)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=80)
+    day: date
+    kind: str = Field(max_length=8)
+    amount: int = 1
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,100 @@
+"""Settings from the environment (prefix STYLEBOT_) and an optional .env file.
+
+Built once in main() and passed down; nothing reads settings at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+PLATFORMS = ("telegram", "discord", "console")
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STYLEBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty: a SQLite file under data_dir
+    broker_url: str = "filesystem://"  # embedded: kombu's filesystem transport under data_dir
+    styles_file: Path | None = None  # None: the bundled tasks/styles.toml
+    backend: Literal["classic", "diffusers", "null", "sleep"] = "classic"
+    telegram_token: str = ""
+    telegram_api_url: str = "https://api.telegram.org"
+    discord_token: str = ""
+    admins: Annotated[tuple[str, ...], NoDecode] = ()
+    free_daily_limit: int = Field(default=3, ge=0, le=10_000)
+    plus_daily_limit: int = Field(default=30, ge=0, le=100_000)
+    pro_daily_limit: int = Field(default=200, ge=0, le=1_000_000)
+    timezone: str = "UTC"
+    result_ttl_hours: float = Field(default=24.0, gt=0)
+    max_upload_mb: float = Field(default=20.0, gt=0)
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
+    task_soft_time_limit: int = Field(default=120, gt=0)
+    task_time_limit: int = Field(default=180, gt=0)
+    broker_visibility_timeout: int = Field(default=3600, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    device: str = "auto"  # diffusers backend: auto | cuda | cpu
+    sleep_backend_ms: int = Field(default=200, ge=0)  # the fixed-duration fake backend
+
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _split_admins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            for admin in value:
+                platform, _, ident = str(admin).partition(":")
+                if platform not in PLATFORMS or not ident:
+                    raise ValueError(f"{admin!r} is not a platform-qualified id like telegram:123")
+            return tuple(value)
+        return value
+
+    @field_validator("styles_file", mode="before")
+    @classmethod
+    def _empty_means_bundled(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'stylebot.db').resolve()}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings; raise SettingsError with one line naming the variable at fault."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        raise SettingsError(f"STYLEBOT_{field.upper()}: {err['msg']}") from None

@@ -1,0 +1,75 @@
+"""Shared fixtures: a fresh database per test (SQLite and PostgreSQL), settings, a runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from bots.core import Core, Runtime, build_runtime
+from storage.migrate import upgrade
+from storage.settings import Settings
+from tests.dbutil import fresh_database
+
+DB_KINDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(params=DB_KINDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database of each kind; PostgreSQL fails (not skips) in CI if absent."""
+    with fresh_database(request.param, tmp_path) as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=db_url, _env_file=None)  # type: ignore[call-arg]
+
+
+class RecordingQueue:
+    """Stands in for the Celery publisher in tests that don't run a worker."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.fail = False
+
+    def __call__(self, job_id: str) -> None:
+        if self.fail:
+            raise ConnectionError("broker unreachable")
+        self.sent.append(job_id)
+
+
+@pytest.fixture
+def queue() -> RecordingQueue:
+    return RecordingQueue()
+
+
+@pytest.fixture
+def runtime(settings: Settings, queue: RecordingQueue) -> Iterator[Runtime]:
+    rt = build_runtime(settings, enqueue=queue)
+    yield rt
+    rt.engine.dispose()
+
+
+@pytest.fixture
+def core(runtime: Runtime) -> Core:
+    return Core(runtime)
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    """A small photo-like JPEG: a gradient with a few shapes."""
+    path = tmp_path / "photo.jpg"
+    make_photo(path)
+    return path
+
+
+def make_photo(path: Path, size: tuple[int, int] = (160, 120)) -> Path:
+    img = Image.linear_gradient("L").resize(size).convert("RGB")
+    for i, colour in enumerate([(200, 40, 40), (40, 160, 60), (30, 60, 200)]):
+        img.paste(colour, (10 + 45 * i, 30, 45 + 45 * i, 90))
+    img.save(path, "JPEG", quality=90)
+    return path

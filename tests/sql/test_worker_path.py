@@ -1,0 +1,162 @@
+"""The worker's job function and the delivery loop, without Celery: outcomes, refunds, one reply."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlmodel import select
+
+from bots.console.adapter import ConsoleChat, ConsoleSender
+from bots.core import Core, Delivery, Runtime
+from storage.db import transaction
+from storage.models import Job, LedgerEntry, Usage
+from tasks.backends.fakes import NullBackend
+from tasks.styles import StylePreset
+from tasks.stylize import WorkerContext, run_job
+
+pytestmark = pytest.mark.sql
+
+
+class ExplodingBackend:
+    name = "exploding"
+
+    def stylize(self, images: Sequence[Image.Image], style: StylePreset) -> list[Image.Image]:
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+
+def _submit(core: Core, photo: Path, user: str = "console:wu") -> str:
+    reply = ConsoleChat(core, user).handle_line(f"/ghibli {photo}")
+    assert reply is not None and reply.job_id, reply
+    return reply.job_id
+
+
+@pytest.fixture(autouse=True)
+def _dispose_contexts() -> Iterator[None]:
+    yield
+    while _contexts:
+        _contexts.pop().engine.dispose()
+
+
+_contexts: list[WorkerContext] = []
+
+
+def _ctx(runtime: Runtime, backend: object) -> WorkerContext:
+    ctx = WorkerContext.build(runtime.settings, backend=backend)  # type: ignore[arg-type]
+    _contexts.append(ctx)
+    return ctx
+
+
+def _job(runtime: Runtime, job_id: str) -> Job:
+    with transaction(runtime.engine) as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+def _deliver(runtime: Runtime) -> ConsoleSender:
+    sender = ConsoleSender(echo=False)
+    delivery = Delivery(runtime, "console", sender)
+    asyncio.run(delivery.deliver_once())
+    asyncio.run(delivery.deliver_once())  # a second pass must send nothing again
+    return sender
+
+
+def test_success_stores_result_commits_and_replies_once(
+    runtime: Runtime, core: Core, photo: Path
+) -> None:
+    job_id = _submit(core, photo)
+    assert run_job(_ctx(runtime, NullBackend()), job_id) == "done"
+    job = _job(runtime, job_id)
+    assert job.status == "done" and job.attempts == 1 and job.result_path
+    assert not (runtime.store.root / "inputs" / f"{job_id}.png").exists()  # input deleted
+    sender = _deliver(runtime)
+    assert len(sender.sent) == 1
+    target, reply = sender.sent[0]
+    assert target.chat_id == "console:wu" and reply.image == Path(job.result_path)
+    assert "2 left today" in reply.text
+    with transaction(runtime.engine) as s:
+        kinds = sorted(e.kind for e in s.exec(select(LedgerEntry)).all())
+    assert kinds == ["commit", "reserve"]
+    assert _job(runtime, job_id).delivered_at is not None
+
+
+def test_backend_error_fails_refunds_and_replies_once(
+    runtime: Runtime, core: Core, photo: Path
+) -> None:
+    job_id = _submit(core, photo)
+    assert run_job(_ctx(runtime, ExplodingBackend()), job_id) == "failed"
+    job = _job(runtime, job_id)
+    assert (job.status, job.error_code) == ("failed", "RuntimeError")
+    with transaction(runtime.engine) as s:
+        assert sorted(e.kind for e in s.exec(select(LedgerEntry)).all()) == ["refund", "reserve"]
+        assert [u.used for u in s.exec(select(Usage)).all()] == [0]
+    sender = _deliver(runtime)
+    assert len(sender.sent) == 1
+    assert "couldn't make that image" in sender.sent[0][1].text
+    assert sender.sent[0][1].image is None
+
+
+def test_redelivered_job_past_its_attempt_cap_fails_as_poison(
+    runtime: Runtime, core: Core, photo: Path
+) -> None:
+    job_id = _submit(core, photo)
+    ctx = _ctx(runtime, NullBackend())
+    with transaction(runtime.engine) as s:
+        job = s.get(Job, job_id)
+        job.attempts = runtime.settings.max_attempts  # crashed workers already used them up
+    assert run_job(ctx, job_id) == "failed"
+    assert _job(runtime, job_id).error_code == "attempts"
+
+
+def test_cancelled_or_finished_job_is_not_run_again(
+    runtime: Runtime, core: Core, photo: Path
+) -> None:
+    job_id = _submit(core, photo)
+    ctx = _ctx(runtime, NullBackend())
+    assert run_job(ctx, job_id) == "done"
+    assert run_job(ctx, job_id) == "skipped"  # a duplicate message after success
+    other = _submit(core, photo, user="console:zed")
+    ConsoleChat(core, "console:zed").handle_line("/cancel")
+    assert run_job(ctx, other) == "skipped"
+
+
+def test_two_delivery_loops_send_each_reply_once(
+    runtime: Runtime, core: Core, photo: Path
+) -> None:
+    ids = [_submit(core, photo, user=f"console:p{i}") for i in range(6)]
+    ctx = _ctx(runtime, NullBackend())
+    for job_id in ids:
+        run_job(ctx, job_id)
+    a, b = ConsoleSender(echo=False), ConsoleSender(echo=False)
+
+    async def both() -> None:
+        await asyncio.gather(
+            Delivery(runtime, "console", a).deliver_once(),
+            Delivery(runtime, "console", b).deliver_once(),
+        )
+
+    asyncio.run(both())
+    sent = [r.job_id for _, r in a.sent + b.sent]
+    assert sorted(sent) == sorted(ids)
+
+
+def test_a_failed_send_is_retried_later(runtime: Runtime, core: Core, photo: Path) -> None:
+    job_id = _submit(core, photo)
+    run_job(_ctx(runtime, NullBackend()), job_id)
+
+    class FlakySender(ConsoleSender):
+        async def send(self, target, reply):  # type: ignore[no-untyped-def]
+            if not self.sent and not getattr(self, "failed_once", False):
+                self.failed_once = True
+                raise ConnectionError("platform 502")
+            await super().send(target, reply)
+
+    sender = FlakySender(echo=False)
+    delivery = Delivery(runtime, "console", sender)
+    assert asyncio.run(delivery.deliver_once()) == 0
+    assert asyncio.run(delivery.deliver_once()) == 1
+    assert len(sender.sent) == 1

@@ -1,0 +1,274 @@
+"""Decoding untrusted uploads and the on-disk image store."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import stat
+import struct
+import time
+import zlib
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageFile
+
+from storage.images import ImageRejected, ImageStore, decode_image, fit_within
+
+pytestmark = pytest.mark.unit
+
+MB = 1024 * 1024
+LIMITS = {"max_bytes": 20 * MB, "max_pixels": 40_000_000}
+JOB = "0123456789abcdef0123456789abcdef"
+RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
+
+
+def _encode(image: Image.Image, fmt: str, **params: object) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A valid PNG header for a huge RGB image, followed by a sliver of pixel data."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _reject_code(data: bytes, **limits: int) -> str:
+    with pytest.raises(ImageRejected) as info:
+        decode_image(data, **{**LIMITS, **limits})
+    return info.value.code
+
+
+def _close(pixel: tuple[int, ...], expected: tuple[int, int, int], tol: int = 40) -> bool:
+    return all(abs(a - b) <= tol for a, b in zip(pixel, expected, strict=True))
+
+
+def test_jpeg_exif_orientation_is_applied_and_metadata_dropped() -> None:
+    image = Image.new("RGB", (40, 20), RED)
+    image.paste(BLUE, (20, 0, 40, 20))  # left half red, right half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    data = _encode(image, "JPEG", exif=exif.tobytes(), quality=95)
+
+    out = decode_image(data, **LIMITS)
+
+    assert out.size == (20, 40)
+    assert _close(out.getpixel((10, 5)), RED)  # the left edge is now the top
+    assert _close(out.getpixel((10, 35)), BLUE)
+    assert out.mode == "RGB"
+    assert out.info == {}
+    assert len(out.getexif()) == 0
+    assert "exif" not in Image.open(io.BytesIO(_encode(out, "JPEG"))).info
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", "empty"),
+        # PDF is not an image format at all, so it is not_image (not unsupported_format).
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n", "not_image"),
+        (b"hello, this is a text file and not a picture\n" * 3, "not_image"),
+        (_encode(Image.new("RGB", (8, 8), RED), "GIF"), "unsupported_format"),
+        (_encode(Image.new("RGB", (8, 8), RED), "BMP"), "unsupported_format"),
+        (b"\x89PNG\r\n\x1a\n" + b"\xff" * 40, "corrupt"),  # PNG signature, garbage header
+    ],
+    ids=["empty", "pdf", "text", "gif", "bmp", "png-bad-header"],
+)
+def test_rejections(data: bytes, code: str) -> None:
+    assert _reject_code(data) == code
+
+
+def test_file_over_byte_limit_is_rejected_before_decoding() -> None:
+    data = _encode(Image.new("RGB", (64, 64), RED), "PNG")
+
+    assert _reject_code(data, max_bytes=len(data) - 1) == "too_big_file"
+    assert decode_image(data, max_bytes=len(data), max_pixels=64 * 64).size == (64, 64)
+
+
+@pytest.mark.parametrize(
+    ("side", "max_pixels"),
+    [
+        (14_000, 40_000_000),  # over our limit, and over twice Pillow's: DecompressionBombError
+        (6_000, 1_000_000),  # over our limit only: the header check
+        # Between Pillow's limit and twice it: its DecompressionBombWarning must stop decoding.
+        (math.isqrt(int(Image.MAX_IMAGE_PIXELS * 1.5)), 10**12),
+    ],
+    ids=["bomb-error", "our-limit", "bomb-warning"],
+)
+def test_too_many_pixels_rejected_from_header_without_decoding(
+    side: int, max_pixels: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads: list[object] = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda im: loads.append(im))
+    limit_before = Image.MAX_IMAGE_PIXELS
+
+    started = time.perf_counter()
+    code = _reject_code(_png_claiming(side, side), max_pixels=max_pixels)
+
+    assert code == "too_many_pixels"
+    assert loads == []
+    assert time.perf_counter() - started < 1.0
+    assert limit_before == Image.MAX_IMAGE_PIXELS  # no global Pillow state touched
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_truncated_file_is_corrupt(fmt: str) -> None:
+    noise = Image.frombytes("RGB", (128, 128), os.urandom(128 * 128 * 3))
+    data = _encode(noise, fmt)
+
+    assert _reject_code(data[: len(data) // 2]) == "corrupt"
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "PNG"])
+def test_animated_image_gives_first_frame(fmt: str) -> None:
+    frames = [Image.new("RGB", (16, 16), c) for c in (RED, GREEN, BLUE)]
+    data = _encode(
+        frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, lossless=True
+    )
+    assert Image.open(io.BytesIO(data)).n_frames == 3
+
+    out = decode_image(data, **LIMITS)
+
+    assert out.getpixel((8, 8)) == RED
+    assert getattr(out, "n_frames", 1) == 1
+
+
+def test_transparency_is_composited_on_white() -> None:
+    image = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    image.paste((255, 0, 0, 255), (0, 0, 5, 10))
+
+    out = decode_image(_encode(image, "PNG"), **LIMITS)
+
+    assert out.mode == "RGB"
+    assert out.getpixel((2, 5)) == RED
+    assert out.getpixel((7, 5)) == WHITE
+
+
+def test_palette_and_grey_images_become_rgb() -> None:
+    grey = decode_image(_encode(Image.new("L", (4, 4), 128), "PNG"), **LIMITS)
+    palette = decode_image(_encode(Image.new("RGB", (4, 4), BLUE).convert("P"), "PNG"), **LIMITS)
+
+    assert (grey.mode, grey.getpixel((0, 0))) == ("RGB", (128, 128, 128))
+    assert (palette.mode, palette.getpixel((0, 0))) == ("RGB", BLUE)
+
+
+def test_unknown_rejection_code_is_a_bug() -> None:
+    with pytest.raises(ValueError):
+        ImageRejected("too_ugly")
+
+
+def test_fit_within_keeps_aspect_and_leaves_small_images_alone() -> None:
+    small = Image.new("RGB", (100, 50))
+
+    assert fit_within(small, 100) is small
+    assert fit_within(Image.new("RGB", (3000, 1000)), 2048).size == (2048, 683)
+    assert fit_within(Image.new("RGB", (10, 4000)), 2048).size == (5, 2048)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ImageStore:
+    return ImageStore(tmp_path / "images", result_ttl=timedelta(hours=24))
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_input_round_trip_downsizes_and_is_owner_only(store: ImageStore) -> None:
+    image = Image.new("RGB", (4096, 1024), GREEN)
+
+    path = store.save_input(JOB, image)
+    loaded = store.load_input(JOB)
+
+    assert path == store.root / "inputs" / f"{JOB}.png"
+    assert loaded.size == (2048, 512)
+    assert loaded.getpixel((100, 100)) == GREEN
+    assert (_mode(path), _mode(path.parent)) == (0o600, 0o700)
+    store.delete_input(JOB)
+    store.delete_input(JOB)  # deleting twice is fine
+    with pytest.raises(FileNotFoundError):
+        store.load_input(JOB)
+
+
+def test_result_is_jpeg_without_exif(store: ImageStore) -> None:
+    image = Image.new("RGB", (32, 32), BLUE)
+    image.info["exif"] = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x00"
+
+    path = store.save_result(JOB, image)
+
+    assert path == store.result_path(JOB) == store.root / "results" / f"{JOB}.jpg"
+    with Image.open(path) as saved:
+        assert saved.format == "JPEG"
+        assert "exif" not in saved.info
+    assert _mode(path) == 0o600
+    store.delete_result(JOB)
+    assert not path.exists()
+
+
+def test_writes_leave_no_temp_files_even_when_they_fail(
+    store: ImageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.save_result(JOB, Image.new("RGB", (8, 8), RED))
+    store.save_input(JOB, Image.new("RGB", (8, 8), RED))
+
+    def broken_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
+        fp.write(b"half an image")  # type: ignore[attr-defined]
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        store.save_result(JOB, Image.new("RGB", (8, 8), BLUE))
+    monkeypatch.undo()
+
+    assert os.listdir(store.root / "results") == [f"{JOB}.jpg"]
+    assert os.listdir(store.root / "inputs") == [f"{JOB}.png"]
+    with Image.open(store.result_path(JOB)) as kept:  # the old result survives intact
+        assert _close(kept.getpixel((4, 4)), RED)
+
+
+def test_purge_removes_only_expired_results(store: ImageStore) -> None:
+    old, fresh = "a" * 32, "b" * 32
+    now = time.time()
+    for job in (old, fresh):
+        store.save_result(job, Image.new("RGB", (4, 4)))
+    os.utime(store.result_path(old), (now - 25 * 3600, now - 25 * 3600))
+    stale_tmp = store.root / "results" / f".{old}.jpg.xyz.tmp"
+    stale_tmp.write_bytes(b"")
+    os.utime(stale_tmp, (now - 25 * 3600, now - 25 * 3600))
+    store.save_input(old, Image.new("RGB", (4, 4)))
+
+    assert store.purge_expired_results(now=now) == 1
+    assert not store.result_path(old).exists()
+    assert not stale_tmp.exists()
+    assert store.result_path(fresh).exists()
+    assert store.input_path(old).exists()  # inputs have their own purge
+    assert store.purge_expired_results(now=now + 24 * 3600 + 1) == 1
+    assert store.purge_inputs_older_than(timedelta(0), now=now + 1) == 1
+
+
+def test_purge_on_a_store_never_written_is_a_no_op(store: ImageStore) -> None:
+    assert store.purge_expired_results() == 0
+    assert store.purge_inputs_older_than(timedelta(hours=1)) == 0
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    ["../../etc/passwd", "0123456789ABCDEF0123456789ABCDEF", "abc", JOB + "\n", JOB + "0", ""],
+)
+def test_invalid_job_ids_never_become_paths(store: ImageStore, job_id: str) -> None:
+    with pytest.raises(ValueError, match="invalid job id"):
+        store.save_input(job_id, Image.new("RGB", (4, 4)))
+    for method in (store.result_path, store.load_input, store.delete_result, store.delete_input):
+        with pytest.raises(ValueError, match="invalid job id"):
+            method(job_id)
+    assert not (store.root).exists()
