@@ -12,12 +12,18 @@ from tasks.styles import StylesError
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="stylebot", description="Styled images in chat, fairly queued.")
+    p = argparse.ArgumentParser(
+        prog="stylebot", description="Styled images in chat, fairly queued."
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="one round trip through the real path on embedded defaults")
-    demo.add_argument("photo", nargs="?", type=Path, help="a JPEG/PNG/WebP (default: a bundled sample)")
+    demo.add_argument(
+        "photo", nargs="?", type=Path, help="a JPEG/PNG/WebP (default: a bundled sample)"
+    )
     demo.add_argument("--style", default="ghibli")
-    demo.add_argument("--out", type=Path, help="where to write the result (default: data/demo-STYLE.jpg)")
+    demo.add_argument(
+        "--out", type=Path, help="where to write the result (default: data/demo-STYLE.jpg)"
+    )
     chat = sub.add_parser("chat", help="talk to the bot in this terminal (console adapter)")
     chat.add_argument("--user", default="console:you", help="platform-qualified id to chat as")
     chat.add_argument("--locale", default="en", choices=["en", "ar"])
@@ -70,8 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         from bots.logs import setup_logging
 
-        setup_logging("WARNING" if args.command in ("demo", "chat") else "INFO",
-                      secrets=(settings.telegram_token, settings.discord_token))
+        setup_logging(
+            "WARNING" if args.command in ("demo", "chat") else "INFO",
+            secrets=(settings.telegram_token, settings.discord_token),
+        )
         return COMMANDS[args.command](settings, args)
     except (SettingsError, StylesError) as exc:
         print(f"stylebot: {exc}", file=sys.stderr)

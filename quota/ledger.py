@@ -8,6 +8,7 @@ PostgreSQL), and the ledger's unique (job_id, kind) makes commit and refund happ
 from __future__ import annotations
 
 from datetime import date
+
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 

@@ -1,4 +1,4 @@
-"""Tiers: each a daily limit, an in-flight cap, a priority and the longest wait worth queuing for."""
+"""Tiers: a daily limit, an in-flight cap, a priority and the longest wait worth queuing for."""
 
 from __future__ import annotations
 

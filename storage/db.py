@@ -1,4 +1,4 @@
-"""Engine and sessions. SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE for every transaction."""
+"""Engine and sessions. SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE for each transaction."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Celery app: JSON only, one `gpu` queue, late acks and a visibility timeout that is checked."""
+"""The Celery app: JSON only, one `gpu` queue, late acks, a visibility timeout that is checked."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def check_visibility_timeout(settings: Settings) -> None:
     if settings.broker_visibility_timeout <= 2 * settings.task_time_limit:
         raise SettingsError(
             "STYLEBOT_BROKER_VISIBILITY_TIMEOUT: must be more than twice STYLEBOT_TASK_TIME_LIMIT "
-            f"({settings.broker_visibility_timeout} <= 2 × {settings.task_time_limit})"
+            f"({settings.broker_visibility_timeout} <= 2 x {settings.task_time_limit})"
         )
 
 

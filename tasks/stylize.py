@@ -41,7 +41,9 @@ class WorkerContext:
         return cls(
             settings=settings,
             engine=make_engine(settings.sqlalchemy_url),
-            store=ImageStore(settings.data_dir / "images", timedelta(hours=settings.result_ttl_hours)),
+            store=ImageStore(
+                settings.data_dir / "images", timedelta(hours=settings.result_ttl_hours)
+            ),
             styles=load_styles(settings.styles_file),
             backend=backend
             or make_backend(

@@ -36,6 +36,7 @@ def run_demo(settings: Settings, photo: Path | None, style: str, out: Path | Non
     try:
         return _round_trip(runtime, photo, style, out, worker_log)
     finally:
+        print("Stopping the demo worker…", flush=True)
         stop_worker(worker)
 
 

@@ -23,7 +23,9 @@ def run_chat(settings: Settings, user_id: str, locale: str, with_worker: bool) -
     try:
         chat = ConsoleChat(Core(runtime), user_id=user_id, locale=locale)
         delivery = Delivery(runtime, "console", ConsoleSender())
-        print("stylebot chat — try /help, /styles, /quota, /ghibli path/to/photo.jpg; /quit to leave")
+        print(
+            "stylebot chat — try /help, /styles, /quota, /ghibli path/to/photo.jpg; /quit to leave"
+        )
         asyncio.run(_loop(chat, delivery))
     finally:
         if worker is not None:

@@ -8,6 +8,7 @@ claim older than the lease (the process died mid-send) may be taken again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -43,7 +44,11 @@ class Delivery:
             return claim_for_delivery(s, self.platform, CLAIM_LEASE, limit)
 
     def reply_for(self, job: Job) -> Reply:
-        style = self.rt.styles[job.style].display_name(job.locale) if job.style in self.rt.styles else job.style
+        style = (
+            self.rt.styles[job.style].display_name(job.locale)
+            if job.style in self.rt.styles
+            else job.style
+        )
         if job.status != JobStatus.DONE or not job.result_path:
             return Reply(t("failed", job.locale), job_id=job.id)
         return Reply(
@@ -95,7 +100,5 @@ class Delivery:
             except Exception:
                 log.exception("delivery_pass_failed")
             passes += 1
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
-            except TimeoutError:
-                pass

@@ -130,10 +130,20 @@ class Core:
             user = ensure_user(s, sender.user_id, sender.username, sender.locale)
             used = used_on(s, user.id, quota_day(now, self.rt.settings.zone))
         tier = self.rt.tiers[user.tier]
-        reset = duration((next_reset(now, self.rt.settings.zone) - now).total_seconds(), sender.locale)
+        reset = duration(
+            (next_reset(now, self.rt.settings.zone) - now).total_seconds(), sender.locale
+        )
         left = max(0, tier.daily_limit - used)
         return Reply(
-            t("quota_status", sender.locale, tier=tier.name, used=used, limit=tier.daily_limit, left=left, reset=reset)
+            t(
+                "quota_status",
+                sender.locale,
+                tier=tier.name,
+                used=used,
+                limit=tier.daily_limit,
+                left=left,
+                reset=reset,
+            )
         )
 
     def left_today(self, user_id: str, tier_name: str) -> int:
@@ -163,7 +173,11 @@ class Core:
         if reason == "in_flight":
             return Reply(t("quota_in_flight", sender.locale))
         now = self.rt.clock()
-        reset = duration((next_reset(now, self.rt.settings.zone) - now).total_seconds(), sender.locale)
+        reset = duration(
+            (next_reset(now, self.rt.settings.zone) - now).total_seconds(), sender.locale
+        )
         with transaction(self.rt.engine) as s:
             user = ensure_user(s, sender.user_id, sender.username, sender.locale)
-        return Reply(t("quota_daily", sender.locale, limit=self.rt.tiers[user.tier].daily_limit, reset=reset))
+        return Reply(
+            t("quota_daily", sender.locale, limit=self.rt.tiers[user.tier].daily_limit, reset=reset)
+        )

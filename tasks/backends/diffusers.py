@@ -19,8 +19,8 @@ from PIL import Image
 from tasks.styles import StylePreset
 
 SIZE_MULTIPLE = 8  # the VAE downsamples by 8; other sizes get cropped or resized by diffusers
-# diffusers 0.42 renamed from_pretrained's torch_dtype to dtype and deprecated the old name;
-# older releases ignore an unknown dtype= and would silently load fp32.
+# diffusers deprecated from_pretrained's torch_dtype for dtype (huggingface/diffusers#14205);
+# releases before that ignore an unknown dtype= and would silently load fp32, so detect it.
 DTYPE_KWARG = "dtype" if hasattr(diffusers.utils, "_resolve_dtype") else "torch_dtype"
 
 
@@ -73,7 +73,7 @@ class DiffusersBackend:
         pipe = AutoPipelineForImage2Image.from_pretrained(
             model,
             **{DTYPE_KWARG: self.dtype},
-            # Styling photos the user sent; the NSFW checker doubles load time and memory.
+            # No NSFW checker (a product decision): it is a second model to load and hold.
             safety_checker=None,
             requires_safety_checker=False,
         )

@@ -38,7 +38,10 @@ def live(tmp_path: Path) -> Iterator[tuple[Runtime, dict[str, str]]]:
             "STYLEBOT_BACKEND": "classic",
         }
         settings = Settings(
-            data_dir=tmp_path / "data", database_url=db, broker_url=broker, _env_file=None  # type: ignore[call-arg]
+            data_dir=tmp_path / "data",
+            database_url=db,
+            broker_url=broker,
+            _env_file=None,  # type: ignore[call-arg]
         )
         rt = build_runtime(settings)
         yield rt, env
@@ -68,7 +71,9 @@ def test_real_worker_styles_fails_bad_input_and_each_reply_goes_out_once(
     rt.store.input_path(broken.job_id).write_bytes(b"not a png")
     worker = spawn_worker(tmp_path / "worker.log", env=env)
     try:
-        good = [ConsoleChat(core, f"console:g{i}").handle_line(f"/ghibli {photo}") for i in range(3)]
+        good = [
+            ConsoleChat(core, f"console:g{i}").handle_line(f"/ghibli {photo}") for i in range(3)
+        ]
         ids = [r.job_id for r in good if r and r.job_id]
         assert len(ids) == 3
         jobs = {j.id: j for j in _wait_finished(rt, [*ids, broken.job_id])}

@@ -124,9 +124,7 @@ def test_cancelled_or_finished_job_is_not_run_again(
     assert run_job(ctx, other) == "skipped"
 
 
-def test_two_delivery_loops_send_each_reply_once(
-    runtime: Runtime, core: Core, photo: Path
-) -> None:
+def test_two_delivery_loops_send_each_reply_once(runtime: Runtime, core: Core, photo: Path) -> None:
     ids = [_submit(core, photo, user=f"console:p{i}") for i in range(6)]
     ctx = _ctx(runtime, NullBackend())
     for job_id in ids:

@@ -22,7 +22,9 @@ def _env(**extra: str) -> dict[str, str]:
 def test_defaults_are_embedded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # no .env here
     s = load_settings()
-    assert s.sqlalchemy_url.startswith("sqlite:///") and s.sqlalchemy_url.endswith("data/stylebot.db")
+    assert s.sqlalchemy_url.startswith("sqlite:///") and s.sqlalchemy_url.endswith(
+        "data/stylebot.db"
+    )
     assert s.embedded_broker and s.backend == "classic" and s.free_daily_limit == 3
     assert s.telegram_api_url == "https://api.telegram.org"
 
@@ -93,7 +95,9 @@ def test_help_lists_exactly_the_built_commands() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "bots.cli", "--help"], capture_output=True, text=True, timeout=60
     ).stdout
-    listed = {line.split()[0] for line in out.splitlines() if line.startswith("    ") and line.split()}
+    listed = {
+        line.split()[0] for line in out.splitlines() if line.startswith("    ") and line.split()
+    }
     assert listed == {"demo", "chat", "worker", "migrate"}
 
 
@@ -111,7 +115,10 @@ def test_migrate_command_creates_the_schema(tmp_path: Path) -> None:
 
 
 def test_settings_are_not_read_at_import() -> None:
-    code = "import os; os.environ['STYLEBOT_TIMEZONE']='nowhere'; import bots.cli, tasks.app, tasks.stylize, bots.core"
+    code = (
+        "import os; os.environ['STYLEBOT_TIMEZONE'] = 'nowhere'; "
+        "import bots.cli, bots.core, tasks.app, tasks.stylize"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
