@@ -83,7 +83,7 @@ def _fail(ctx: WorkerContext, job: Job, code: str) -> str:
     return "failed"
 
 
-class StylizeTask(Task):  # type: ignore[misc]
+class StylizeTask(Task):
     """Holds the per-process WorkerContext; created on the first task a child runs."""
 
     _context: WorkerContext | None = None
