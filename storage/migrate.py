@@ -40,7 +40,9 @@ def schema_connection(url: str) -> Iterator[Connection]:
                 # Batch mode rebuilds a table by copy, drop, rename; with foreign keys on, the
                 # drop of a parent table fails or cascades. The pragma is ignored inside a
                 # transaction, so set it first; disposing the engine keeps it off the pool.
-                conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+                driver = conn.connection.driver_connection
+                assert driver is not None  # a fresh connection always has one
+                driver.execute("PRAGMA foreign_keys=OFF")
             with conn.begin():
                 if conn.dialect.name == "postgresql":
                     # Processes starting together must migrate one after another; SQLite's
@@ -60,7 +62,7 @@ def _check_foreign_keys(conn: Connection) -> None:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at `url` up to `revision`, all in one transaction."""
+    """Bring the database at `url` up to `revision`, in one transaction; safe to race."""
     with schema_connection(url) as conn:
         command.upgrade(make_config(url, conn), revision)
 

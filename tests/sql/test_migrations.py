@@ -67,7 +67,11 @@ def test_upgrade_is_idempotent(db_url: str) -> None:
 
 
 def test_concurrent_upgrades_do_not_collide(db_url: str) -> None:
-    """Several processes starting at once each call upgrade(); exactly one does the work."""
+    """Workers starting at once each call upgrade(); they must queue, not collide.
+
+    Threads stand in for processes: the database lock is taken before Alembic (whose context is
+    process-global) runs, so only one thread is ever inside it.
+    """
     with ThreadPoolExecutor(max_workers=4) as pool:
         for future in [pool.submit(migrate.upgrade, db_url) for _ in range(4)]:
             future.result()

@@ -19,8 +19,7 @@ from storage.images import ImageRejected, ImageStore, decode_image, fit_within
 
 pytestmark = pytest.mark.unit
 
-MB = 1024 * 1024
-LIMITS = {"max_bytes": 20 * MB, "max_pixels": 40_000_000}
+LIMITS = {"max_bytes": 20 * 1024 * 1024, "max_pixels": 40_000_000}
 JOB = "0123456789abcdef0123456789abcdef"
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
@@ -49,7 +48,8 @@ def _reject_code(data: bytes, **limits: int) -> str:
     return info.value.code
 
 
-def _close(pixel: tuple[int, ...], expected: tuple[int, int, int], tol: int = 40) -> bool:
+def _close(pixel: object, expected: tuple[int, int, int], tol: int = 40) -> bool:
+    assert isinstance(pixel, tuple)
     return all(abs(a - b) <= tol for a, b in zip(pixel, expected, strict=True))
 
 
@@ -65,9 +65,7 @@ def test_jpeg_exif_orientation_is_applied_and_metadata_dropped() -> None:
     assert out.size == (20, 40)
     assert _close(out.getpixel((10, 5)), RED)  # the left edge is now the top
     assert _close(out.getpixel((10, 35)), BLUE)
-    assert out.mode == "RGB"
-    assert out.info == {}
-    assert len(out.getexif()) == 0
+    assert (out.mode, out.info, len(out.getexif())) == ("RGB", {}, 0)
     assert "exif" not in Image.open(io.BytesIO(_encode(out, "JPEG"))).info
 
 
@@ -101,7 +99,7 @@ def test_file_over_byte_limit_is_rejected_before_decoding() -> None:
         (14_000, 40_000_000),  # over our limit, and over twice Pillow's: DecompressionBombError
         (6_000, 1_000_000),  # over our limit only: the header check
         # Between Pillow's limit and twice it: its DecompressionBombWarning must stop decoding.
-        (math.isqrt(int(Image.MAX_IMAGE_PIXELS * 1.5)), 10**12),
+        (math.isqrt(int((Image.MAX_IMAGE_PIXELS or 0) * 1.5)), 10**12),
     ],
     ids=["bomb-error", "our-limit", "bomb-warning"],
 )
@@ -123,8 +121,7 @@ def test_too_many_pixels_rejected_from_header_without_decoding(
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
 def test_truncated_file_is_corrupt(fmt: str) -> None:
-    noise = Image.frombytes("RGB", (128, 128), os.urandom(128 * 128 * 3))
-    data = _encode(noise, fmt)
+    data = _encode(Image.frombytes("RGB", (128, 128), os.urandom(128 * 128 * 3)), fmt)
 
     assert _reject_code(data[: len(data) // 2]) == "corrupt"
 
@@ -132,10 +129,8 @@ def test_truncated_file_is_corrupt(fmt: str) -> None:
 @pytest.mark.parametrize("fmt", ["WEBP", "PNG"])
 def test_animated_image_gives_first_frame(fmt: str) -> None:
     frames = [Image.new("RGB", (16, 16), c) for c in (RED, GREEN, BLUE)]
-    data = _encode(
-        frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, lossless=True
-    )
-    assert Image.open(io.BytesIO(data)).n_frames == 3
+    data = _encode(frames[0], fmt, save_all=True, append_images=frames[1:], lossless=True)
+    assert getattr(Image.open(io.BytesIO(data)), "n_frames", 1) == 3
 
     out = decode_image(data, **LIMITS)
 
@@ -143,34 +138,24 @@ def test_animated_image_gives_first_frame(fmt: str) -> None:
     assert getattr(out, "n_frames", 1) == 1
 
 
-def test_transparency_is_composited_on_white() -> None:
-    image = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
-    image.paste((255, 0, 0, 255), (0, 0, 5, 10))
-
+@pytest.mark.parametrize(
+    ("image", "pixels"),
+    [
+        (Image.new("RGBA", (10, 10), (255, 0, 0, 255)), RED),
+        (Image.new("RGBA", (10, 10), (255, 0, 0, 0)), WHITE),  # transparent: on white
+        (Image.new("L", (10, 10), 128), (128, 128, 128)),
+        (Image.new("RGB", (10, 10), BLUE).convert("P"), BLUE),
+    ],
+    ids=["rgba-opaque", "rgba-transparent", "grey", "palette"],
+)
+def test_other_modes_become_rgb(image: Image.Image, pixels: tuple[int, int, int]) -> None:
     out = decode_image(_encode(image, "PNG"), **LIMITS)
 
-    assert out.mode == "RGB"
-    assert out.getpixel((2, 5)) == RED
-    assert out.getpixel((7, 5)) == WHITE
-
-
-def test_palette_and_grey_images_become_rgb() -> None:
-    grey = decode_image(_encode(Image.new("L", (4, 4), 128), "PNG"), **LIMITS)
-    palette = decode_image(_encode(Image.new("RGB", (4, 4), BLUE).convert("P"), "PNG"), **LIMITS)
-
-    assert (grey.mode, grey.getpixel((0, 0))) == ("RGB", (128, 128, 128))
-    assert (palette.mode, palette.getpixel((0, 0))) == ("RGB", BLUE)
-
-
-def test_unknown_rejection_code_is_a_bug() -> None:
-    with pytest.raises(ValueError):
-        ImageRejected("too_ugly")
+    assert (out.mode, out.getpixel((5, 5))) == ("RGB", pixels)
 
 
 def test_fit_within_keeps_aspect_and_leaves_small_images_alone() -> None:
-    small = Image.new("RGB", (100, 50))
-
-    assert fit_within(small, 100) is small
+    assert fit_within(small := Image.new("RGB", (100, 50)), 100) is small
     assert fit_within(Image.new("RGB", (3000, 1000)), 2048).size == (2048, 683)
     assert fit_within(Image.new("RGB", (10, 4000)), 2048).size == (5, 2048)
 
@@ -185,9 +170,7 @@ def _mode(path: Path) -> int:
 
 
 def test_input_round_trip_downsizes_and_is_owner_only(store: ImageStore) -> None:
-    image = Image.new("RGB", (4096, 1024), GREEN)
-
-    path = store.save_input(JOB, image)
+    path = store.save_input(JOB, Image.new("RGB", (4096, 1024), GREEN))
     loaded = store.load_input(JOB)
 
     assert path == store.root / "inputs" / f"{JOB}.png"
@@ -208,9 +191,7 @@ def test_result_is_jpeg_without_exif(store: ImageStore) -> None:
 
     assert path == store.result_path(JOB) == store.root / "results" / f"{JOB}.jpg"
     with Image.open(path) as saved:
-        assert saved.format == "JPEG"
-        assert "exif" not in saved.info
-    assert _mode(path) == 0o600
+        assert (saved.format, "exif" in saved.info, _mode(path)) == ("JPEG", False, 0o600)
     store.delete_result(JOB)
     assert not path.exists()
 
@@ -237,14 +218,14 @@ def test_writes_leave_no_temp_files_even_when_they_fail(
 
 
 def test_purge_removes_only_expired_results(store: ImageStore) -> None:
-    old, fresh = "a" * 32, "b" * 32
-    now = time.time()
+    old, fresh, now = "a" * 32, "b" * 32, time.time()
+    assert store.purge_expired_results() == 0  # nothing written yet: no directory either
     for job in (old, fresh):
         store.save_result(job, Image.new("RGB", (4, 4)))
-    os.utime(store.result_path(old), (now - 25 * 3600, now - 25 * 3600))
     stale_tmp = store.root / "results" / f".{old}.jpg.xyz.tmp"
     stale_tmp.write_bytes(b"")
-    os.utime(stale_tmp, (now - 25 * 3600, now - 25 * 3600))
+    for path in (store.result_path(old), stale_tmp):
+        os.utime(path, (now - 25 * 3600, now - 25 * 3600))
     store.save_input(old, Image.new("RGB", (4, 4)))
 
     assert store.purge_expired_results(now=now) == 1
@@ -254,11 +235,6 @@ def test_purge_removes_only_expired_results(store: ImageStore) -> None:
     assert store.input_path(old).exists()  # inputs have their own purge
     assert store.purge_expired_results(now=now + 24 * 3600 + 1) == 1
     assert store.purge_inputs_older_than(timedelta(0), now=now + 1) == 1
-
-
-def test_purge_on_a_store_never_written_is_a_no_op(store: ImageStore) -> None:
-    assert store.purge_expired_results() == 0
-    assert store.purge_inputs_older_than(timedelta(hours=1)) == 0
 
 
 @pytest.mark.parametrize(

@@ -15,13 +15,19 @@ down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# sqlmodel maps a plain `datetime` field to UTCDateTime, a timestamp WITH time zone. Should the
-# models move to naive timestamps (pydantic NaiveDatetime), this becomes sa.DateTime();
-# tests/sql/test_migrations.py fails until the two agree.
+# The models keep aware UTC datetimes, which sqlmodel maps to UTCDateTime: a timestamp WITH
+# time zone (on SQLite a plain DATETIME holding UTC).
 TIMESTAMP = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    _create_users()
+    _create_jobs()
+    _create_usage()
+    _create_ledger()
+
+
+def _create_users() -> None:
     op.create_table(
         "users",
         sa.Column("id", sa.String(length=80), nullable=False),
@@ -36,6 +42,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_users_username", "users", ["username"], unique=False)
 
+
+def _create_jobs() -> None:
     op.create_table(
         "jobs",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -63,6 +71,8 @@ def upgrade() -> None:
     op.create_index("ix_jobs_status", "jobs", ["status"], unique=False)
     op.create_index("ix_jobs_user_id", "jobs", ["user_id"], unique=False)
 
+
+def _create_usage() -> None:
     op.create_table(
         "usage",
         sa.Column("user_id", sa.String(length=80), nullable=False),
@@ -72,6 +82,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", "day"),
     )
 
+
+def _create_ledger() -> None:
     op.create_table(
         "ledger",
         sa.Column("id", sa.Integer(), nullable=False),
