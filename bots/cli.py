@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bots.core.admin import ADMIN_COMMANDS
 from storage.settings import Settings, SettingsError, load_settings
 from tasks.styles import StylesError
 
@@ -32,6 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=1, help="processes (one per GPU)")
     worker.add_argument("--loglevel", default="INFO")
     sub.add_parser("migrate", help="apply database migrations (Alembic) and exit")
+    admin = sub.add_parser(
+        "admin",
+        help="run an admin command from the shell (stylebot admin -h)",
+        description="The admin chat commands, from the shell (audited as shell:<login>). "
+        "Example: stylebot admin grant telegram:123 5",
+    )
+    admin.add_argument("verb", choices=sorted(ADMIN_COMMANDS))
+    admin.add_argument("args", nargs="*")
     return p
 
 
@@ -62,11 +71,18 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin(settings: Settings, args: argparse.Namespace) -> int:
+    from bots.console.shell_admin import run_admin
+
+    return run_admin(settings, args.verb, args.args)
+
+
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "demo": _demo,
     "chat": _chat,
     "worker": _worker,
     "migrate": _migrate,
+    "admin": _admin,
 }
 
 

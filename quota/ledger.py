@@ -2,7 +2,8 @@
 
 Each step is a conditional single statement, so concurrent requests can never over-grant:
 the usage row is incremented only `WHERE used < limit` (an upsert on both SQLite and
-PostgreSQL), and the ledger's unique (job_id, kind) makes commit and refund happen once.
+PostgreSQL), an extra credit is taken only `WHERE extra_credits > 0`, and the ledger's unique
+(job_id, kind) makes commit and refund happen once.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import func, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from storage.db import upsert_insert as _insert
+from storage.db import upsert_insert
 from storage.models import LedgerEntry, LedgerKind, Usage, User
 
 
@@ -24,34 +25,54 @@ class QuotaDenied(Exception):
         self.reason = reason  # "daily" | "in_flight"
 
 
-def reserve(
-    session: Session, *, user_id: str, job_id: str, day: date, daily_limit: int, in_flight_cap: int
-) -> int:
-    """Take one image of `day`'s allowance; return how many are now used. Raises QuotaDenied."""
-    if daily_limit <= 0:
-        raise QuotaDenied("daily")
-    stmt = _insert(session, Usage).values(user_id=user_id, day=day, used=1)
+def _take_daily(session: Session, user_id: str, day: date, limit: int) -> bool:
+    if limit <= 0:
+        return False
+    stmt = upsert_insert(session, Usage).values(user_id=user_id, day=day, used=1)
     stmt = stmt.on_conflict_do_update(
         index_elements=["user_id", "day"],
         set_={"used": Usage.used + 1},
-        where=Usage.used < daily_limit,
+        where=col(Usage.used) < limit,
     ).returning(Usage.used)
-    used = session.execute(stmt).scalar_one_or_none()
-    if used is None:
+    return session.execute(stmt).scalar_one_or_none() is not None
+
+
+def _take_credit(session: Session, user_id: str) -> bool:
+    result = session.execute(
+        update(User)
+        .where(col(User.id) == user_id, col(User.extra_credits) > 0)
+        .values(extra_credits=User.extra_credits - 1)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def reserve(
+    session: Session, *, user_id: str, job_id: str, day: date, daily_limit: int, in_flight_cap: int
+) -> str:
+    """Take one image: from today's allowance, else an extra credit. Returns the source used."""
+    if _take_daily(session, user_id, day, daily_limit):
+        source = "daily"
+    elif _take_credit(session, user_id):
+        source = "credit"
+    else:
         raise QuotaDenied("daily")
     bumped = session.execute(
         update(User)
-        .where(User.id == user_id, User.in_flight < in_flight_cap)  # type: ignore[arg-type]
+        .where(col(User.id) == user_id, col(User.in_flight) < in_flight_cap)
         .values(in_flight=User.in_flight + 1)
     )
     if bumped.rowcount != 1:  # type: ignore[attr-defined]
         raise QuotaDenied("in_flight")
-    session.add(LedgerEntry(job_id=job_id, user_id=user_id, day=day, kind=LedgerKind.RESERVE))
-    return int(used)
+    session.add(
+        LedgerEntry(job_id=job_id, user_id=user_id, day=day, kind=LedgerKind.RESERVE, source=source)
+    )
+    return source
 
 
 def _record_once(session: Session, job_id: str, user_id: str, day: date, kind: str) -> bool:
-    stmt = _insert(session, LedgerEntry).values(job_id=job_id, user_id=user_id, day=day, kind=kind)
+    stmt = upsert_insert(session, LedgerEntry).values(
+        job_id=job_id, user_id=user_id, day=day, kind=kind
+    )
     stmt = stmt.on_conflict_do_nothing(index_elements=["job_id", "kind"]).returning(LedgerEntry.id)
     return session.execute(stmt).scalar_one_or_none() is not None
 
@@ -59,7 +80,7 @@ def _record_once(session: Session, job_id: str, user_id: str, day: date, kind: s
 def _release_in_flight(session: Session, user_id: str) -> None:
     session.execute(
         update(User)
-        .where(User.id == user_id, User.in_flight > 0)  # type: ignore[arg-type]
+        .where(col(User.id) == user_id, col(User.in_flight) > 0)
         .values(in_flight=User.in_flight - 1)
     )
 
@@ -73,14 +94,24 @@ def commit(session: Session, *, job_id: str, user_id: str, day: date) -> bool:
 
 
 def refund(session: Session, *, job_id: str, user_id: str, day: date) -> bool:
-    """Give the reserved image back. False if already refunded."""
+    """Give the reserved image back to where it came from. False if already refunded."""
     if not _record_once(session, job_id, user_id, day, LedgerKind.REFUND):
         return False
-    session.execute(
-        update(Usage)
-        .where(Usage.user_id == user_id, Usage.day == day, Usage.used > 0)  # type: ignore[arg-type]
-        .values(used=Usage.used - 1)
-    )
+    source = session.exec(
+        select(LedgerEntry.source).where(
+            LedgerEntry.job_id == job_id, LedgerEntry.kind == LedgerKind.RESERVE
+        )
+    ).first()
+    if source == "credit":
+        session.execute(
+            update(User).where(col(User.id) == user_id).values(extra_credits=User.extra_credits + 1)
+        )
+    else:
+        session.execute(
+            update(Usage)
+            .where(col(Usage.user_id) == user_id, col(Usage.day) == day, col(Usage.used) > 0)
+            .values(used=Usage.used - 1)
+        )
     _release_in_flight(session, user_id)
     return True
 

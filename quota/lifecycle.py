@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import update
 from sqlmodel import Session, col
 
@@ -16,7 +18,7 @@ def _transition(session: Session, job: Job, allowed: tuple[str, ...], **values: 
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def finish_done(session: Session, job: Job, result_path: str) -> bool:
+def finish_done(session: Session, job: Job, result_path: str, now: datetime | None = None) -> bool:
     """running → done; the reservation is committed."""
     if not _transition(
         session,
@@ -24,14 +26,14 @@ def finish_done(session: Session, job: Job, result_path: str) -> bool:
         (JobStatus.RUNNING,),
         status=JobStatus.DONE,
         result_path=result_path,
-        finished_at=utcnow(),
+        finished_at=now or utcnow(),
     ):
         return False
     commit(session, job_id=job.id, user_id=job.user_id, day=job.quota_day)
     return True
 
 
-def finish_failed(session: Session, job: Job, error_code: str) -> bool:
+def finish_failed(session: Session, job: Job, error_code: str, now: datetime | None = None) -> bool:
     """queued/running → failed; the reservation is refunded."""
     if not _transition(
         session,
@@ -39,17 +41,17 @@ def finish_failed(session: Session, job: Job, error_code: str) -> bool:
         (JobStatus.QUEUED, JobStatus.RUNNING),
         status=JobStatus.FAILED,
         error_code=error_code[:40],
-        finished_at=utcnow(),
+        finished_at=now or utcnow(),
     ):
         return False
     refund(session, job_id=job.id, user_id=job.user_id, day=job.quota_day)
     return True
 
 
-def cancel(session: Session, job: Job) -> bool:
+def cancel(session: Session, job: Job, now: datetime | None = None) -> bool:
     """queued → cancelled; refunded. A running job can't be cancelled (its GPU work is spent)."""
     if not _transition(
-        session, job, (JobStatus.QUEUED,), status=JobStatus.CANCELLED, finished_at=utcnow()
+        session, job, (JobStatus.QUEUED,), status=JobStatus.CANCELLED, finished_at=now or utcnow()
     ):
         return False
     refund(session, job_id=job.id, user_id=job.user_id, day=job.quota_day)

@@ -1,4 +1,4 @@
-"""Tiers: a daily limit, an in-flight cap, a priority and the longest wait worth queuing for."""
+"""Tiers: a daily limit, an in-flight cap, a head start in the queue and the longest fair wait."""
 
 from __future__ import annotations
 
@@ -6,19 +6,26 @@ from dataclasses import dataclass
 
 from storage.settings import Settings
 
+TIER_NAMES = ("free", "plus", "pro")
+
 
 @dataclass(frozen=True)
 class Tier:
     name: str
     daily_limit: int
     in_flight_cap: int
-    priority: int  # higher goes first
-    max_wait_s: int
+    head_start_s: int  # queued as if it arrived this much earlier: paid first, nobody starves
+    max_wait_s: int  # above this estimated wait a request is refused (politely, uncharged)
 
 
 def tiers_from_settings(settings: Settings) -> dict[str, Tier]:
+    s = settings
     return {
-        "free": Tier("free", settings.free_daily_limit, 1, 0, 600),
-        "plus": Tier("plus", settings.plus_daily_limit, 2, 5, 300),
-        "pro": Tier("pro", settings.pro_daily_limit, 4, 9, 120),
+        "free": Tier("free", s.free_daily_limit, s.free_in_flight, 0, s.free_max_wait_s),
+        "plus": Tier(
+            "plus", s.plus_daily_limit, s.plus_in_flight, s.plus_head_start_s, s.plus_max_wait_s
+        ),
+        "pro": Tier(
+            "pro", s.pro_daily_limit, s.pro_in_flight, s.pro_head_start_s, s.pro_max_wait_s
+        ),
     }

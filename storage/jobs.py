@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
 from storage.db import upsert_insert
-from storage.models import FINISHED, Job, JobStatus, User, utcnow
+from storage.models import FINISHED, Job, JobStatus, User, WorkerBeat, utcnow
 
 
 def ensure_user(session: Session, user_id: str, username: str | None, locale: str) -> User:
@@ -33,11 +33,11 @@ def job_by_key(session: Session, key: str) -> Job | None:
 
 
 def queue_position(session: Session, job: Job) -> int:
-    """1 + the number of queued jobs created before this one."""
+    """1 + the number of queued jobs the queue order serves before this one."""
     ahead = session.exec(
         select(func.count())
         .select_from(Job)
-        .where(Job.status == JobStatus.QUEUED, col(Job.created_at) < job.created_at)
+        .where(Job.status == JobStatus.QUEUED, col(Job.sort_key) < job.sort_key)
     ).one()
     return int(ahead) + 1
 
@@ -50,19 +50,71 @@ def latest_queued(session: Session, user_id: str) -> Job | None:
     ).first()
 
 
-def start_attempt(session: Session, job_id: str, now: datetime) -> Job | None:
-    """Mark a queued (or redelivered running) job running and count the attempt."""
+def claim_next(session: Session, *, task_id: str, worker_id: str, now: datetime) -> Job | None:
+    """Take the queued job that the queue order serves first and mark it running.
+
+    A Celery message is a token for one unit of work, not a promise of a particular job: SQL
+    decides the order (sort_key), so paid tiers go first and aging protects the free tier. A
+    redelivered message (its worker died) resumes the job its first delivery claimed.
+    """
+    resumed = session.execute(
+        update(Job)
+        .where(col(Job.claim_task) == task_id, col(Job.status) == JobStatus.RUNNING)
+        .values(attempts=Job.attempts + 1, started_at=now, worker_id=worker_id)
+    )
+    if resumed.rowcount == 1:  # type: ignore[attr-defined]
+        return session.exec(select(Job).where(Job.claim_task == task_id)).first()
+    query = (
+        select(Job.id)
+        .where(Job.status == JobStatus.QUEUED)
+        .order_by(col(Job.sort_key), col(Job.created_at))
+        .limit(1)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)  # concurrent workers take different jobs
+    job_id = session.exec(query).first()
+    if job_id is None:
+        return None
+    session.execute(
+        update(Job)
+        .where(col(Job.id) == job_id)
+        .values(
+            status=JobStatus.RUNNING,
+            attempts=Job.attempts + 1,
+            started_at=now,
+            claim_task=task_id,
+            worker_id=worker_id,
+        )
+    )
+    return session.get(Job, job_id, populate_existing=True)
+
+
+def expired_running(session: Session, now: datetime, lease: timedelta) -> list[Job]:
+    """Running jobs whose worker has been silent past the lease (it died; its message is lost)."""
+    return list(
+        session.exec(
+            select(Job).where(Job.status == JobStatus.RUNNING, col(Job.started_at) < now - lease)
+        ).all()
+    )
+
+
+def requeue(session: Session, job_id: str) -> bool:
     result = session.execute(
         update(Job)
-        .where(
-            col(Job.id) == job_id,
-            col(Job.status).in_([JobStatus.QUEUED, JobStatus.RUNNING]),
-        )
-        .values(status=JobStatus.RUNNING, attempts=Job.attempts + 1, started_at=now)
+        .where(col(Job.id) == job_id, col(Job.status) == JobStatus.RUNNING)
+        .values(status=JobStatus.QUEUED, claim_task=None, worker_id=None)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    return session.get(Job, job_id, populate_existing=True)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def beat(session: Session, worker_id: str, now: datetime) -> None:
+    """Record that a worker process is alive (upsert of its heartbeat row)."""
+    stmt = upsert_insert(session, WorkerBeat).values(id=worker_id, started_at=now, last_seen=now)
+    session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"last_seen": now}))
+
+
+def forget_worker(session: Session, worker_id: str) -> None:
+    session.execute(delete(WorkerBeat).where(col(WorkerBeat.id) == worker_id))
 
 
 def claim_for_delivery(session: Session, platform: str, lease: timedelta, limit: int) -> list[Job]:
@@ -117,3 +169,17 @@ def undelivered_count(session: Session, user_id: str) -> int:
         .where(Job.user_id == user_id, col(Job.delivered_at).is_(None), col(Job.status).in_(active))
     ).one()
     return int(n)
+
+
+def earlier_result(session: Session, user_id: str, digest: str, day: date) -> Job | None:
+    """A finished job of this user for the same photo and style on the same quota day."""
+    return session.exec(
+        select(Job)
+        .where(
+            Job.user_id == user_id,
+            Job.input_digest == digest,
+            Job.quota_day == day,
+            Job.status == JobStatus.DONE,
+        )
+        .order_by(col(Job.finished_at).desc())
+    ).first()

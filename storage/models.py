@@ -43,6 +43,8 @@ class User(SQLModel, table=True):
     ban_reason: str | None = Field(default=None, max_length=200)
     locale: str = Field(default="en", max_length=8)
     in_flight: int = 0  # jobs queued or running; bounded by the tier's in-flight cap
+    extra_credits: int = 0  # granted by an admin; used once the daily allowance is spent
+    daily_limit: int | None = None  # a custom limit set by an admin, instead of the tier's
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -54,8 +56,15 @@ class Job(SQLModel, table=True):
     user_id: str = Field(foreign_key="users.id", index=True, max_length=80)
     platform: str = Field(index=True, max_length=16)
     style: str = Field(max_length=40)
+    tier: str = Field(default="free", max_length=16)
     status: str = Field(default=JobStatus.QUEUED, index=True, max_length=16)
+    # Queue order: created_at minus the tier's head start. Paid tiers go first, yet a request
+    # is only ever passed by requests that arrived less than a head start after it.
+    sort_key: datetime = Field(default_factory=utcnow, index=True)
+    input_digest: str | None = Field(default=None, index=True, max_length=64)
     attempts: int = 0
+    claim_task: str | None = Field(default=None, index=True, max_length=64)  # Celery task id
+    worker_id: str | None = Field(default=None, max_length=120)
     quota_day: date  # the day whose allowance this job used
     locale: str = Field(default="en", max_length=8)
     reply_target: str  # ReplyTarget as JSON
@@ -89,5 +98,53 @@ class LedgerEntry(SQLModel, table=True):
     user_id: str = Field(foreign_key="users.id", index=True, max_length=80)
     day: date
     kind: str = Field(max_length=8)
+    source: str = Field(default="daily", max_length=8)  # "daily" allowance or "credit"
     amount: int = 1
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Control(SQLModel, table=True):
+    """Runtime levers admins pull: capacity mode, surge level, tier limit overrides."""
+
+    __tablename__ = "controls"
+
+    key: str = Field(primary_key=True, max_length=40)
+    value: str = Field(max_length=200)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Every admin change (and every refused attempt): who, what, before, after, when."""
+
+    __tablename__ = "audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    actor: str = Field(max_length=80)  # telegram:1, shell:root, or "auto" for the surge control
+    action: str = Field(max_length=40)
+    target: str | None = Field(default=None, max_length=80)
+    before: str | None = Field(default=None, max_length=200)
+    after: str | None = Field(default=None, max_length=200)
+    allowed: bool = True
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Rejection(SQLModel, table=True):
+    """A request turned away at admission (busy, paused, closed, quota): counted in /stats."""
+
+    __tablename__ = "rejections"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=80)
+    tier: str = Field(max_length=16)
+    reason: str = Field(max_length=20)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class WorkerBeat(SQLModel, table=True):
+    """A worker process's heartbeat; live workers are those seen in the last few seconds."""
+
+    __tablename__ = "worker_beats"
+
+    id: str = Field(primary_key=True, max_length=120)  # hostname:pid
+    started_at: datetime = Field(default_factory=utcnow)
+    last_seen: datetime = Field(default_factory=utcnow, index=True)

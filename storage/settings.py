@@ -36,6 +36,20 @@ class Settings(BaseSettings):
     free_daily_limit: int = Field(default=3, ge=0, le=10_000)
     plus_daily_limit: int = Field(default=30, ge=0, le=100_000)
     pro_daily_limit: int = Field(default=200, ge=0, le=1_000_000)
+    free_max_wait_s: int = Field(default=600, gt=0)  # refuse (politely) above this estimate
+    plus_max_wait_s: int = Field(default=1200, gt=0)
+    pro_max_wait_s: int = Field(default=1800, gt=0)
+    free_in_flight: int = Field(default=1, ge=1, le=100)
+    plus_in_flight: int = Field(default=2, ge=1, le=100)
+    pro_in_flight: int = Field(default=4, ge=1, le=100)
+    plus_head_start_s: int = Field(default=120, ge=0)  # queued as if it came this much earlier
+    pro_head_start_s: int = Field(default=300, ge=0)
+    surge_high_wait_s: int = Field(default=300, gt=0)  # auto mode: free wait above this ...
+    surge_low_wait_s: int = Field(default=60, ge=0)  # ... or below this ...
+    surge_window_s: int = Field(default=120, gt=0)  # ... for this long steps the free limit
+    surge_min_free_limit: int = Field(default=1, ge=0)
+    assumed_seconds_per_image: float = Field(default=3.0, gt=0)  # until a worker has measured
+    worker_heartbeat_s: float = Field(default=5.0, gt=0)
     timezone: str = "UTC"
     result_ttl_hours: float = Field(default=24.0, gt=0)
     max_upload_mb: float = Field(default=20.0, gt=0)

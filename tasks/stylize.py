@@ -1,21 +1,25 @@
-"""The stylize task: load the job by id, style its image, store the result, settle the ledger."""
+"""The stylize task: claim the next job in queue order, style it, store it, settle the ledger."""
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy import Engine
 
 from quota.lifecycle import finish_done, finish_failed
 from storage.db import make_engine, transaction
 from storage.images import ImageStore
-from storage.jobs import start_attempt
+from storage.jobs import beat, claim_next, forget_worker
 from storage.models import Job, utcnow
 from storage.settings import Settings
 from tasks.app import STYLIZE_TASK
@@ -35,15 +39,15 @@ class WorkerContext:
     styles: dict[str, StylePreset]
     backend: Backend
     pid: int = field(default_factory=os.getpid)
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     @classmethod
     def build(cls, settings: Settings, backend: Backend | None = None) -> WorkerContext:
+        ttl = timedelta(hours=settings.result_ttl_hours)
         return cls(
             settings=settings,
             engine=make_engine(settings.sqlalchemy_url),
-            store=ImageStore(
-                settings.data_dir / "images", timedelta(hours=settings.result_ttl_hours)
-            ),
+            store=ImageStore(settings.data_dir / "images", ttl),
             styles=load_styles(settings.styles_file),
             backend=backend
             or make_backend(
@@ -51,29 +55,33 @@ class WorkerContext:
             ),
         )
 
+    def heartbeat(self) -> None:
+        with transaction(self.engine) as s:
+            beat(s, self.worker_id, utcnow())
 
-def run_job(ctx: WorkerContext, job_id: str) -> str:
-    """Process one job; returns its final status. Never raises for a job-level failure."""
+
+def run_next(ctx: WorkerContext, task_id: str) -> tuple[str, str | None]:
+    """Claim and process one job; returns (final status, job id). Job failures don't raise."""
     with transaction(ctx.engine) as s:
-        job = start_attempt(s, job_id, utcnow())
+        job = claim_next(s, task_id=task_id, worker_id=ctx.worker_id, now=utcnow())
     if job is None:
-        return "skipped"  # cancelled, finished or unknown: nothing to do
+        return "idle", None  # this message's job was cancelled or taken by another token
     if job.attempts > ctx.settings.max_attempts:
-        return _fail(ctx, job, "attempts")
+        return _fail(ctx, job, "attempts"), job.id
     try:
         image = ctx.store.load_input(job.id)
         [styled] = ctx.backend.stylize([image], ctx.styles[job.style])
         path = ctx.store.save_result(job.id, styled)
     except SoftTimeLimitExceeded:
-        return _fail(ctx, job, "timeout")
+        return _fail(ctx, job, "timeout"), job.id
     except Exception as exc:
         log.warning("job_failed job=%s error=%s", job.id, type(exc).__name__)
-        return _fail(ctx, job, type(exc).__name__)
+        return _fail(ctx, job, type(exc).__name__), job.id
     with transaction(ctx.engine) as s:
         finish_done(s, job, str(path))
     ctx.store.delete_input(job.id)
     log.info("job_done job=%s style=%s attempt=%d", job.id, job.style, job.attempts)
-    return "done"
+    return "done", job.id
 
 
 def _fail(ctx: WorkerContext, job: Job, code: str) -> str:
@@ -83,8 +91,24 @@ def _fail(ctx: WorkerContext, job: Job, code: str) -> str:
     return "failed"
 
 
+def start_heartbeat(ctx: WorkerContext) -> threading.Thread:
+    """Beat every `worker_heartbeat_s` from a daemon thread, so admission can count this worker."""
+
+    def loop() -> None:
+        while True:
+            try:
+                ctx.heartbeat()
+            except Exception as exc:  # the database may blip; the next beat will tell
+                log.warning("heartbeat_failed error=%s", type(exc).__name__)
+            time.sleep(ctx.settings.worker_heartbeat_s)
+
+    thread = threading.Thread(target=loop, name="stylebot-heartbeat", daemon=True)
+    thread.start()
+    return thread
+
+
 class StylizeTask(Task):
-    """Holds the per-process WorkerContext; created on the first task a child runs."""
+    """Holds the per-process WorkerContext; created in the child, on start-up or first task."""
 
     _context: WorkerContext | None = None
 
@@ -92,12 +116,28 @@ class StylizeTask(Task):
     def context(self) -> WorkerContext:
         if self._context is None or self._context.pid != os.getpid():
             self._context = WorkerContext.build(self.app.conf.stylebot_settings)
+            start_heartbeat(self._context)
         return self._context
 
 
 def register_tasks(app: Celery) -> Any:
     @app.task(name=STYLIZE_TASK, bind=True, base=StylizeTask)
     def stylize(self: StylizeTask, job_id: str) -> str:
-        return run_job(self.context, job_id)
+        status, claimed = run_next(self.context, self.request.id)
+        log.debug("token job=%s claimed=%s status=%s", job_id, claimed, status)
+        return status
+
+    # Each pool child announces itself as soon as it starts (admission counts live workers),
+    # and withdraws when it stops, so an estimate never counts a worker that is gone.
+    @worker_process_init.connect(weak=False)
+    def _child_started(**_: object) -> None:
+        stylize.context  # noqa: B018 - builds the context and starts the heartbeat
+
+    @worker_process_shutdown.connect(weak=False)
+    def _child_stopping(**_: object) -> None:
+        ctx = stylize._context
+        if ctx is not None and ctx.pid == os.getpid():
+            with transaction(ctx.engine) as s:
+                forget_worker(s, ctx.worker_id)
 
     return stylize

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from bots.core import Core, Runtime, build_runtime
+from storage.db import transaction
 from storage.migrate import upgrade
+from storage.models import WorkerBeat, utcnow
 from storage.settings import Settings
 from tests.dbutil import fresh_database
 
@@ -49,7 +52,9 @@ def queue() -> RecordingQueue:
 
 @pytest.fixture
 def runtime(settings: Settings, queue: RecordingQueue) -> Iterator[Runtime]:
+    """A runtime whose admission sees one live worker (no worker process runs here)."""
     rt = build_runtime(settings, enqueue=queue)
+    pretend_a_worker_is_live(rt)
     yield rt
     rt.engine.dispose()
 
@@ -73,3 +78,9 @@ def make_photo(path: Path, size: tuple[int, int] = (160, 120)) -> Path:
         img.paste(colour, (10 + 45 * i, 30, 45 + 45 * i, 90))
     img.save(path, "JPEG", quality=90)
     return path
+
+
+def pretend_a_worker_is_live(rt: Runtime) -> None:
+    """A heartbeat that stays fresh for the whole test, so admission sees capacity."""
+    with transaction(rt.engine) as s:
+        s.add(WorkerBeat(id="test:placeholder", last_seen=utcnow() + timedelta(hours=1)))

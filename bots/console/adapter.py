@@ -15,6 +15,7 @@ from bots.core import (
     parse_command,
     unknown_command,
 )
+from bots.core.admin import ADMIN_COMMANDS, Admin, AdminRequest
 from bots.core.messages import t
 
 
@@ -23,6 +24,7 @@ class ConsoleChat:
 
     def __init__(self, core: Core, user_id: str = "console:you", locale: str = "en") -> None:
         self.core = core
+        self.admin = Admin(core)
         self.sender = Sender(user_id=user_id, username=user_id.partition(":")[2], locale=locale)
         self.session = uuid.uuid4().hex[:8]
         self.count = 0
@@ -34,6 +36,8 @@ class ConsoleChat:
         plain = answer_plain(self.core, self.sender, command)
         if plain is not None:
             return plain
+        if command.name in ADMIN_COMMANDS:
+            return self.admin.handle(AdminRequest(self.sender.user_id, self.sender.locale, command))
         if command.name not in self.core.rt.styles:
             return unknown_command(self.sender)
         if not command.args:

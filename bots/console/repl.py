@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 
 from bots.console.adapter import ConsoleChat, ConsoleSender, format_reply
+from bots.console.workers import wait_until_live
 from bots.core import Core, Delivery, build_runtime
+from bots.core.maintenance import Maintenance
 from storage.db import transaction
 from storage.jobs import undelivered_count
 from storage.migrate import upgrade
@@ -21,6 +23,9 @@ def run_chat(settings: Settings, user_id: str, locale: str, with_worker: bool) -
     runtime = build_runtime(settings)
     worker = spawn_worker(settings.data_dir / "logs" / "worker.log") if with_worker else None
     try:
+        if worker is not None and not wait_until_live(runtime, worker):
+            print("The worker did not start; see data/logs/worker.log")
+            return 1
         chat = ConsoleChat(Core(runtime), user_id=user_id, locale=locale)
         delivery = Delivery(runtime, "console", ConsoleSender())
         print(
@@ -36,6 +41,7 @@ def run_chat(settings: Settings, user_id: str, locale: str, with_worker: bool) -
 async def _loop(chat: ConsoleChat, delivery: Delivery) -> None:
     stop = asyncio.Event()
     deliveries = asyncio.create_task(delivery.run(stop, interval=0.3))
+    housekeeping = asyncio.create_task(Maintenance(delivery.rt).run(stop))
     try:
         while True:
             try:
@@ -51,7 +57,7 @@ async def _loop(chat: ConsoleChat, delivery: Delivery) -> None:
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
-            await deliveries
+            await asyncio.gather(deliveries, housekeeping)
 
 
 async def _drain(chat: ConsoleChat, delivery: Delivery, limit_s: float = 60.0) -> None:

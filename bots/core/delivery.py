@@ -90,15 +90,11 @@ class Delivery:
             fn(s, job_id)  # type: ignore[operator]
 
     async def run(self, stop: asyncio.Event, interval: float = 0.5) -> None:
-        """Deliver until `stop` is set; purge expired results now and then."""
-        passes = 0
+        """Deliver until `stop` is set."""
         while not stop.is_set():
             try:
                 await self.deliver_once()
-                if passes % 600 == 0:
-                    await asyncio.to_thread(self.rt.store.purge_expired_results)
             except Exception:
                 log.exception("delivery_pass_failed")
-            passes += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)

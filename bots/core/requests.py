@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bots.core.messages import normalise_locale
+
 
 @dataclass(frozen=True)
 class ReplyTarget:
@@ -31,7 +33,10 @@ class Sender:
 
     user_id: str
     username: str | None = None
-    locale: str = "en"
+    locale: str = "en"  # a platform language code; normalised to a catalog locale
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "locale", normalise_locale(self.locale))
 
     @property
     def platform(self) -> str:

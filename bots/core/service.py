@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 from PIL import Image
 from sqlalchemy.exc import IntegrityError
@@ -12,13 +15,28 @@ from bots.core.messages import duration, t
 from bots.core.requests import ImageRequest, Reply, Sender
 from bots.core.runtime import Runtime
 from quota import QuotaDenied, next_reset, quota_day, reserve, used_on
+from quota.admission import Verdict, assess, record_rejection, sort_key
+from quota.controls import user_limit
 from quota.lifecycle import cancel, finish_failed
 from storage.db import transaction
 from storage.images import ImageRejected, decode_image
-from storage.jobs import ensure_user, job_by_key, latest_queued, queue_position
-from storage.models import Job
+from storage.jobs import earlier_result, ensure_user, job_by_key, latest_queued, queue_position
+from storage.models import Job, User
 
 log = logging.getLogger("stylebot.core")
+
+
+@dataclass(frozen=True)
+class Allowance:
+    tier: str
+    used: int
+    limit: int
+    credits: int
+    lowered: bool  # the free limit is reduced by the auto surge control
+
+    @property
+    def left(self) -> int:
+        return max(0, self.limit - self.used) + self.credits
 
 
 class Core:
@@ -29,48 +47,51 @@ class Core:
 
     def submit(self, req: ImageRequest) -> Reply:
         """Admit, reserve and enqueue one styled-image request; never charges a refused one."""
-        loc = req.sender.locale
-        refusal = self._precheck(req)
-        if refusal is not None:
-            return refusal
-        image = self._decode(req)
+        found = self._precheck(req)
+        if isinstance(found, Reply):
+            return found
+        data = self._fetch(req)
+        if isinstance(data, Reply):
+            return data
+        image = self._decode(data, req.sender.locale)
         if isinstance(image, Reply):
             return image
-        job_id = uuid.uuid4().hex
-        self.rt.store.save_input(job_id, image)  # downsized, EXIF-free PNG
-        try:
-            job, position = self._admit(req, job_id)
-        except QuotaDenied as denied:
-            self.rt.store.delete_input(job_id)
-            return self._quota_reply(req.sender, denied.reason)
-        except IntegrityError:  # the same update raced in twice: one job, one charge
-            self.rt.store.delete_input(job_id)
-            return Reply(t("duplicate", loc))
-        return self._enqueue(job, position, loc)
+        digest = hashlib.sha256(req.style.encode() + b"\0" + data).hexdigest()
+        now = self.rt.clock()
+        again = self._earlier_result(found, digest, now, req.sender.locale)
+        if again is not None:
+            return again
+        with transaction(self.rt.engine) as s:
+            verdict = assess(s, self.rt.tiers[found.tier], now, self.rt.settings)
+        if not verdict.admitted:
+            return self._refuse(req.sender, found, verdict, now)
+        return self._admit_and_enqueue(req, image, digest, verdict, now)
 
-    def _precheck(self, req: ImageRequest) -> Reply | None:
+    def _precheck(self, req: ImageRequest) -> User | Reply:
         loc = req.sender.locale
         if req.style not in self.rt.styles:
             return Reply(t("unknown_style", loc, style=req.style, styles=self._style_list(loc)))
         with transaction(self.rt.engine) as s:
             user = ensure_user(s, req.sender.user_id, req.sender.username, loc)
-            if user.banned:
-                return Reply(t("banned", loc))
             existing = job_by_key(s, req.idempotency_key)
+        if user.banned:
+            return Reply(t("banned", loc))
         if existing is not None:
             return Reply(t("duplicate", loc), job_id=existing.id)
         max_bytes = int(self.rt.settings.max_upload_mb * 1024 * 1024)
         if req.declared_size is not None and req.declared_size > max_bytes:
             return Reply(t("image_too_big_file", loc, mb=self.rt.settings.max_upload_mb))
-        return None
+        return user
 
-    def _decode(self, req: ImageRequest) -> Image.Image | Reply:
-        loc, settings = req.sender.locale, self.rt.settings
+    def _fetch(self, req: ImageRequest) -> bytes | Reply:
         try:
-            data = req.fetch()
+            return req.fetch()
         except Exception as exc:  # the platform's download failed; nothing was charged
             log.warning("fetch_failed user=%s error=%s", req.sender.user_id, type(exc).__name__)
-            return Reply(t("image_unreadable", loc))
+            return Reply(t("image_unreadable", req.sender.locale))
+
+    def _decode(self, data: bytes, loc: str) -> Image.Image | Reply:
+        settings = self.rt.settings
         try:
             return decode_image(
                 data,
@@ -81,18 +102,60 @@ class Core:
             mp = round(settings.max_image_pixels / 1e6)
             return Reply(t(f"image_{rejected.code}", loc, mb=settings.max_upload_mb, mp=mp))
 
-    def _admit(self, req: ImageRequest, job_id: str) -> tuple[Job, int]:
-        now = self.rt.clock()
+    def _earlier_result(self, user: User, digest: str, now: datetime, loc: str) -> Reply | None:
+        """The same photo and style earlier today: answer from the stored result, uncharged."""
+        with transaction(self.rt.engine) as s:
+            job = earlier_result(s, user.id, digest, quota_day(now, self.rt.settings.zone))
+        if job is None or not job.result_path:
+            return None
+        path = self.rt.store.result_path(job.id)
+        if not path.exists():
+            return None
+        return Reply(t("duplicate_result", loc), image=path, job_id=job.id)
+
+    def _refuse(self, sender: Sender, user: User, verdict: Verdict, now: datetime) -> Reply:
+        loc = sender.locale
+        allowance = self.allowance(user.id, now)
+        reason = verdict.reason or "busy"
+        if allowance.left == 0 and reason in ("busy", "no_workers"):
+            return self._quota_reply(sender, "daily", now)  # the honest answer is the quota
+        with transaction(self.rt.engine) as s:
+            record_rejection(s, user.id, user.tier, reason, now)
+        if reason == "busy":
+            return Reply(t("busy", loc, wait=duration(verdict.retry_after_s or 60, loc)))
+        key = {"closed": "closed", "paused": "paused_free", "no_workers": "no_workers"}[reason]
+        return Reply(t(key, loc))
+
+    def _admit_and_enqueue(
+        self, req: ImageRequest, image: Image.Image, digest: str, verdict: Verdict, now: datetime
+    ) -> Reply:
+        job_id = uuid.uuid4().hex
+        self.rt.store.save_input(job_id, image)  # downsized, EXIF-free PNG
+        try:
+            job, position = self._admit(req, job_id, digest, now)
+        except QuotaDenied as denied:
+            self.rt.store.delete_input(job_id)
+            with transaction(self.rt.engine) as s:
+                user = ensure_user(s, req.sender.user_id, req.sender.username, req.sender.locale)
+                record_rejection(s, user.id, user.tier, f"quota_{denied.reason}", now)
+            return self._quota_reply(req.sender, denied.reason, now)
+        except IntegrityError:  # the same update raced in twice: one job, one charge
+            self.rt.store.delete_input(job_id)
+            return Reply(t("duplicate", req.sender.locale))
+        return self._enqueue(job, position, verdict.wait_s, req.sender.locale)
+
+    def _admit(self, req: ImageRequest, job_id: str, digest: str, now: datetime) -> tuple[Job, int]:
         day = quota_day(now, self.rt.settings.zone)
         with transaction(self.rt.engine) as s:
             user = ensure_user(s, req.sender.user_id, req.sender.username, req.sender.locale)
             tier = self.rt.tiers[user.tier]
+            limit, _ = user_limit(s, user, tier, self.rt.settings.surge_min_free_limit)
             reserve(
                 s,
                 user_id=user.id,
                 job_id=job_id,
                 day=day,
-                daily_limit=tier.daily_limit,
+                daily_limit=limit,
                 in_flight_cap=tier.in_flight_cap,
             )
             job = Job(
@@ -101,6 +164,9 @@ class Core:
                 user_id=user.id,
                 platform=req.target.platform,
                 style=req.style,
+                tier=tier.name,
+                sort_key=sort_key(tier, now),
+                input_digest=digest,
                 quota_day=day,
                 locale=req.sender.locale,
                 reply_target=req.target.to_json(),
@@ -110,7 +176,7 @@ class Core:
             s.flush()
             return job, queue_position(s, job)
 
-    def _enqueue(self, job: Job, position: int, loc: str) -> Reply:
+    def _enqueue(self, job: Job, position: int, wait_s: float | None, loc: str) -> Reply:
         try:
             self.rt.enqueue(job.id)
         except Exception as exc:  # broker down: fail fast, refund, say so honestly
@@ -120,41 +186,54 @@ class Core:
             self.rt.store.delete_input(job.id)
             return Reply(t("busy_error", loc))
         style = self.rt.styles[job.style].display_name(loc)
-        return Reply(t("queued", loc, style=style, position=position), job_id=job.id)
+        eta = duration(wait_s or 0, loc)
+        return Reply(t("queued_eta", loc, style=style, position=position, eta=eta), job_id=job.id)
 
-    # --- commands ----------------------------------------------------------------------
+    # --- quota -------------------------------------------------------------------------
+
+    def allowance(self, user_id: str, now: datetime | None = None) -> Allowance:
+        now = now or self.rt.clock()
+        with transaction(self.rt.engine) as s:
+            user = s.get(User, user_id)
+            assert user is not None
+            tier = self.rt.tiers[user.tier]
+            limit, lowered = user_limit(s, user, tier, self.rt.settings.surge_min_free_limit)
+            used = used_on(s, user.id, quota_day(now, self.rt.settings.zone))
+        return Allowance(user.tier, used, limit, user.extra_credits, lowered)
 
     def quota_status(self, sender: Sender) -> Reply:
-        now = self.rt.clock()
+        now, loc = self.rt.clock(), sender.locale
         with transaction(self.rt.engine) as s:
-            user = ensure_user(s, sender.user_id, sender.username, sender.locale)
-            used = used_on(s, user.id, quota_day(now, self.rt.settings.zone))
-        tier = self.rt.tiers[user.tier]
-        reset = duration(
-            (next_reset(now, self.rt.settings.zone) - now).total_seconds(), sender.locale
-        )
-        left = max(0, tier.daily_limit - used)
-        return Reply(
-            t(
-                "quota_status",
-                sender.locale,
-                tier=tier.name,
-                used=used,
-                limit=tier.daily_limit,
-                left=left,
-                reset=reset,
-            )
-        )
+            ensure_user(s, sender.user_id, sender.username, loc)
+        a = self.allowance(sender.user_id, now)
+        left = max(0, a.limit - a.used)
+        text = t(
+            "quota_status", loc, tier=a.tier, used=a.used, limit=a.limit, left=left,
+            reset=self._reset_in(now, loc),
+        )  # fmt: skip
+        return Reply(" ".join([text, *self._notes(a, loc)]))
 
-    def left_today(self, user_id: str, tier_name: str) -> int:
-        with transaction(self.rt.engine) as s:
-            used = used_on(s, user_id, quota_day(self.rt.clock(), self.rt.settings.zone))
-        return max(0, self.rt.tiers[tier_name].daily_limit - used)
+    def _notes(self, a: Allowance, loc: str) -> list[str]:
+        notes = [t("credits_note", loc, credits=a.credits)] if a.credits else []
+        return notes + ([t("surge_note", loc, limit=a.limit)] if a.lowered else [])
+
+    def _reset_in(self, now: datetime, loc: str) -> str:
+        return duration((next_reset(now, self.rt.settings.zone) - now).total_seconds(), loc)
+
+    def _quota_reply(self, sender: Sender, reason: str, now: datetime) -> Reply:
+        loc = sender.locale
+        if reason == "in_flight":
+            return Reply(t("quota_in_flight", loc))
+        a = self.allowance(sender.user_id, now)
+        text = t("quota_daily", loc, limit=a.limit, reset=self._reset_in(now, loc))
+        return Reply(" ".join([text, *self._notes(a, loc)]))
+
+    # --- other commands ----------------------------------------------------------------
 
     def cancel_latest(self, sender: Sender) -> Reply:
         with transaction(self.rt.engine) as s:
             job = latest_queued(s, sender.user_id)
-            done = job is not None and cancel(s, job)
+            done = job is not None and cancel(s, job, self.rt.clock())
         if not done or job is None:
             return Reply(t("nothing_to_cancel", sender.locale))
         self.rt.store.delete_input(job.id)
@@ -168,16 +247,3 @@ class Core:
 
     def _style_list(self, locale: str) -> str:
         return ", ".join(f"/{p.name} ({p.display_name(locale)})" for p in self.rt.styles.values())
-
-    def _quota_reply(self, sender: Sender, reason: str) -> Reply:
-        if reason == "in_flight":
-            return Reply(t("quota_in_flight", sender.locale))
-        now = self.rt.clock()
-        reset = duration(
-            (next_reset(now, self.rt.settings.zone) - now).total_seconds(), sender.locale
-        )
-        with transaction(self.rt.engine) as s:
-            user = ensure_user(s, sender.user_id, sender.username, sender.locale)
-        return Reply(
-            t("quota_daily", sender.locale, limit=self.rt.tiers[user.tier].daily_limit, reset=reset)
-        )

@@ -19,7 +19,7 @@ from storage.migrate import upgrade
 from storage.models import FINISHED, Job, Usage
 from storage.settings import Settings
 from tasks.worker import spawn_worker, stop_worker
-from tests.conftest import make_photo
+from tests.conftest import make_photo, pretend_a_worker_is_live
 from tests.dbutil import fresh_database
 from tests.services import redis_url
 
@@ -44,6 +44,7 @@ def live(tmp_path: Path) -> Iterator[tuple[Runtime, dict[str, str]]]:
             _env_file=None,  # type: ignore[call-arg]
         )
         rt = build_runtime(settings)
+        pretend_a_worker_is_live(rt)  # admit requests before the real worker is up
         yield rt, env
         rt.engine.dispose()
 

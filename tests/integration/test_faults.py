@@ -17,7 +17,7 @@ from storage.migrate import upgrade
 from storage.models import Job
 from storage.settings import Settings
 from tasks.worker import spawn_worker, stop_worker
-from tests.conftest import make_photo
+from tests.conftest import make_photo, pretend_a_worker_is_live
 from tests.dbutil import fresh_database
 from tests.services import redis_url
 
@@ -56,6 +56,7 @@ def test_killed_worker_child_means_redelivery_and_one_more_attempt(tmp_path: Pat
             data_dir=tmp_path / "data", database_url=db, broker_url=broker, _env_file=None
         )  # type: ignore[call-arg]
         rt = build_runtime(settings)
+        pretend_a_worker_is_live(rt)  # admit requests before the real worker is up
         reply = ConsoleChat(Core(rt), "console:victim").handle_line(
             f"/ghibli {make_photo(tmp_path / 'p.jpg')}"
         )

@@ -20,7 +20,17 @@ from tests.dbutil import fresh_database
 
 pytestmark = pytest.mark.sql
 
-TABLES = {"users", "jobs", "usage", "ledger", "alembic_version"}
+TABLES = {
+    "users",
+    "jobs",
+    "usage",
+    "ledger",
+    "controls",
+    "audit",
+    "rejections",
+    "worker_beats",
+    "alembic_version",
+}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -54,7 +64,7 @@ def test_empty_database_has_no_revision(db_url: str) -> None:
 def test_upgrade_creates_schema_matching_models(db_url: str) -> None:
     migrate.upgrade(db_url)
 
-    assert migrate.current(db_url) == "0001" == migrate.head()
+    assert migrate.current(db_url) == "0002" == migrate.head()
     assert _table_names(db_url) == TABLES
     assert _schema_diff(db_url) == []
 
@@ -63,7 +73,7 @@ def test_upgrade_is_idempotent(db_url: str) -> None:
     migrate.upgrade(db_url)
     migrate.upgrade(db_url)
 
-    assert migrate.current(db_url) == "0001"
+    assert migrate.current(db_url) == "0002"
 
 
 def test_concurrent_upgrades_do_not_collide(db_url: str) -> None:
@@ -76,7 +86,7 @@ def test_concurrent_upgrades_do_not_collide(db_url: str) -> None:
         for future in [pool.submit(migrate.upgrade, db_url) for _ in range(4)]:
             future.result()
 
-    assert migrate.current(db_url) == "0001"
+    assert migrate.current(db_url) == "0002"
     assert _schema_diff(db_url) == []
 
 
@@ -98,3 +108,23 @@ def test_diff_detects_drift(db_url: str) -> None:
     diff = _schema_diff(db_url)
 
     assert [d[0] for d in diff] == ["add_index"]
+
+
+def test_upgrade_from_0001_keeps_queued_jobs_in_arrival_order(db_url: str) -> None:
+    migrate.upgrade(db_url, "0001")
+    with migrate.schema_connection(db_url) as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO users (id, tier, banned, locale, in_flight, created_at) "
+            "VALUES ('console:old', 'free', false, 'en', 1, '2026-11-01 10:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO jobs (id, idempotency_key, user_id, platform, style, status, attempts, "
+            "quota_day, locale, reply_target, created_at) VALUES "
+            "('0123456789abcdef0123456789abcdef', 'k1', 'console:old', 'console', 'ghibli', "
+            "'queued', 0, '2026-11-01', 'en', '{}', '2026-11-01 10:00:05')"
+        )
+    migrate.upgrade(db_url)
+    with migrate.schema_connection(db_url) as conn:
+        row = conn.exec_driver_sql("SELECT tier, sort_key, created_at FROM jobs").one()
+        credits = conn.exec_driver_sql("SELECT extra_credits FROM users").scalar_one()
+    assert row[0] == "free" and row[1] == row[2] and credits == 0

@@ -13,10 +13,11 @@ from sqlmodel import select
 from bots.console.adapter import ConsoleChat, ConsoleSender
 from bots.core import Core, Delivery, Runtime
 from storage.db import transaction
-from storage.models import Job, LedgerEntry, Usage
+from storage.jobs import claim_next
+from storage.models import Job, LedgerEntry, Usage, utcnow
 from tasks.backends.fakes import NullBackend
 from tasks.styles import StylePreset
-from tasks.stylize import WorkerContext, run_job
+from tasks.stylize import WorkerContext, run_next
 
 pytestmark = pytest.mark.sql
 
@@ -55,6 +56,13 @@ def _job(runtime: Runtime, job_id: str) -> Job:
         job = s.get(Job, job_id)
         assert job is not None
         return job
+
+
+def run_job(ctx: WorkerContext, job_id: str, task_id: str | None = None) -> str:
+    """Process the next job as a Celery message would; check that it was the expected one."""
+    status, claimed = run_next(ctx, task_id or f"task-{job_id}")
+    assert claimed in (job_id, None)
+    return "skipped" if claimed is None else status
 
 
 def _deliver(runtime: Runtime) -> ConsoleSender:
@@ -105,11 +113,29 @@ def test_redelivered_job_past_its_attempt_cap_fails_as_poison(
 ) -> None:
     job_id = _submit(core, photo)
     ctx = _ctx(runtime, NullBackend())
+    with transaction(runtime.engine) as s:  # a worker claims it for message t1, then dies
+        claimed = claim_next(s, task_id="t1", worker_id="w:1", now=utcnow())
+        assert claimed is not None and claimed.id == job_id
+        claimed.attempts = runtime.settings.max_attempts  # ... again and again
+    assert run_job(ctx, job_id, task_id="t1") == "failed"  # the redelivered t1 gives up
+    job = _job(runtime, job_id)
+    assert (job.error_code, job.attempts) == ("attempts", runtime.settings.max_attempts + 1)
     with transaction(runtime.engine) as s:
-        job = s.get(Job, job_id)
-        job.attempts = runtime.settings.max_attempts  # crashed workers already used them up
-    assert run_job(ctx, job_id) == "failed"
-    assert _job(runtime, job_id).error_code == "attempts"
+        assert [u.used for u in s.exec(select(Usage)).all()] == [0]  # refunded
+
+
+def test_redelivered_message_resumes_the_job_it_claimed(
+    runtime: Runtime, core: Core, photo: Path
+) -> None:
+    first = _submit(core, photo, user="console:r1")
+    second = _submit(core, photo, user="console:r2")
+    with transaction(runtime.engine) as s:
+        claimed = claim_next(s, task_id="t9", worker_id="w:1", now=utcnow())
+        assert claimed is not None and claimed.id == first
+    # t9 comes back (its worker died): it must finish `first`, not take `second`.
+    assert run_job(_ctx(runtime, NullBackend()), first, task_id="t9") == "done"
+    assert _job(runtime, first).attempts == 2
+    assert _job(runtime, second).status == "queued"
 
 
 def test_cancelled_or_finished_job_is_not_run_again(

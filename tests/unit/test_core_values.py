@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bots.core import ReplyTarget, parse_command
-from bots.core.messages import CATALOG, duration, t
+from bots.core.messages import duration, keys, t, template
 from quota import next_reset, quota_day
 
 pytestmark = pytest.mark.unit
@@ -40,11 +40,11 @@ def test_not_a_command(text: str) -> None:
 
 
 def test_every_message_has_english_and_arabic_with_the_same_placeholders() -> None:
-    for key, entry in CATALOG.items():
-        assert set(entry) >= {"en", "ar"}, key
-        assert re.search(r"[\u0600-\u06FF]", entry["ar"]), f"{key}: Arabic text expected"
-        fields = {lang: set(re.findall(r"\{(\w+)\}", text)) for lang, text in entry.items()}
-        assert fields["en"] == fields["ar"], key
+    assert keys("en") and keys("en") == keys("ar")
+    for key in keys("en"):
+        en, ar = template(key, "en"), template(key, "ar")
+        assert re.search(r"[\u0600-\u06FF]", ar), f"{key}: Arabic text expected"
+        assert set(re.findall(r"\{(\w+)\}", en)) == set(re.findall(r"\{(\w+)\}", ar)), key
 
 
 def test_unknown_locale_falls_back_to_english() -> None:
@@ -52,9 +52,11 @@ def test_unknown_locale_falls_back_to_english() -> None:
 
 
 def test_duration_is_short_and_localised() -> None:
-    assert duration(3 * 3600 + 20 * 60) == "3 h 20 min"
-    assert duration(10) == "1 min"
-    assert duration(7200, "ar") == "2 س"
+    assert duration(3 * 3600 + 20 * 60) == "3 hours and 20 minutes"
+    assert duration(45 * 60) == "45 minutes"
+    assert duration(10) == "1 minute"  # never less than a minute
+    assert duration(90) == "2 minutes"
+    assert duration(7200, "ar") == "ساعتان"  # the dual: two hours
 
 
 def test_quota_day_resets_at_local_midnight() -> None:

@@ -1,0 +1,73 @@
+"""What /capacity, /stats and /whois show: figures read from SQL, sentences from the catalog."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import Session
+
+from bots.core.messages import duration, t
+from bots.core.requests import Reply
+from bots.core.service import Core
+from quota import next_reset, quota_day
+from quota.admission import sort_key
+from quota.capacity import count_status, jobs_ahead, measure
+from quota.controls import capacity_mode, free_limit_now
+from quota.stats import (
+    jobs_today_by_tier,
+    queued_by_tier,
+    rate_last_5_min,
+    rejections_since,
+    user_done_count,
+)
+from storage.models import JobStatus, User
+
+
+def _per_tier(counts: dict[str, int]) -> str:
+    return ", ".join(f"{tier} {n}" for tier, n in counts.items())
+
+
+def capacity_view(core: Core, s: Session, loc: str) -> Reply:
+    rt, now = core.rt, core.rt.clock()
+    load = measure(s, now, rt.settings.worker_heartbeat_s, rt.settings.assumed_seconds_per_image)
+    waits = {}
+    for name, tier in rt.tiers.items():
+        wait = load.wait_for(jobs_ahead(s, sort_key(tier, now)))
+        waits[f"wait_{name}"] = t("wait_unknown", loc) if wait is None else duration(wait, loc)
+    free_limit, _ = free_limit_now(s, rt.tiers["free"], rt.settings.surge_min_free_limit)
+    text = t(
+        "capacity_status", loc, mode=capacity_mode(s), free_limit=free_limit, queued=load.queued,
+        running=load.running, workers=load.workers, rate=round(load.images_per_s, 2), **waits,
+    )  # fmt: skip
+    return Reply(text)
+
+
+def stats_view(core: Core, s: Session, loc: str) -> Reply:
+    rt, now = core.rt, core.rt.clock()
+    day = quota_day(now, rt.settings.zone)
+    admitted = jobs_today_by_tier(s, day)
+    day_start = next_reset(now, rt.settings.zone) - timedelta(days=1)
+    rejected = rejections_since(s, day_start)
+    requests = {tier: admitted[tier] + rejected.get(tier, 0) for tier in admitted}
+    failed = jobs_today_by_tier(s, day, JobStatus.FAILED)
+    text = t(
+        "stats",
+        loc,
+        rate=round(rate_last_5_min(s, now), 2),
+        running=count_status(s, JobStatus.RUNNING),
+        queued=_per_tier(queued_by_tier(s)),
+        requests=_per_tier(requests),
+        rejected=_per_tier(rejected),
+        failed=_per_tier(failed),
+    )
+    return Reply(text)
+
+
+def whois_view(core: Core, s: Session, user: User, loc: str) -> Reply:
+    a = core.allowance(user.id)
+    text = t(
+        "whois", loc, user=user.id, username=user.username or "-", tier=user.tier,
+        banned=t("is_banned" if user.banned else "not_banned", loc), used=a.used, limit=a.limit,
+        credits=a.credits, in_flight=user.in_flight, done=user_done_count(s, user.id),
+    )  # fmt: skip
+    return Reply(text)
