@@ -1,16 +1,24 @@
 """The platform-neutral core every adapter calls."""
 
+from bots.core.admin import ADMIN_COMMANDS, Admin, AdminRequest
 from bots.core.commands import Command, answer_plain, parse_command, unknown_command
 from bots.core.delivery import Delivery, ReplySender, Undeliverable
+from bots.core.maintenance import Maintenance
+from bots.core.progress import Progress, forget, progress, progress_text
 from bots.core.requests import ImageRequest, Reply, ReplyTarget, Sender
 from bots.core.runtime import Runtime, build_runtime
 from bots.core.service import Core
 
 __all__ = [
+    "ADMIN_COMMANDS",
+    "Admin",
+    "AdminRequest",
     "Command",
     "Core",
     "Delivery",
     "ImageRequest",
+    "Maintenance",
+    "Progress",
     "Reply",
     "ReplySender",
     "ReplyTarget",
@@ -19,6 +27,9 @@ __all__ = [
     "Undeliverable",
     "answer_plain",
     "build_runtime",
+    "forget",
     "parse_command",
+    "progress",
+    "progress_text",
     "unknown_command",
 ]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bots.core.messages import t
+from bots.core.progress import forget
 from bots.core.requests import Reply, Sender
 from bots.core.service import Core
 
-PLAIN_COMMANDS = ("start", "help", "styles", "quota", "cancel")
+PLAIN_COMMANDS = ("start", "help", "styles", "quota", "cancel", "forget")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ def answer_plain(core: Core, sender: Sender, command: Command) -> Reply | None:
             return core.quota_status(sender)
         case "cancel":
             return core.cancel_latest(sender)
+        case "forget":
+            return forget(core, sender)
     return None
 
 
