@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from storage.models import Job, JobStatus, WorkerBeat
@@ -72,11 +72,28 @@ def measure(session: Session, now: datetime, heartbeat_s: float, assumed: float)
 
 
 def jobs_ahead(session: Session, sort_key: datetime) -> int:
-    """Queued jobs that the queue order serves before a job with this sort key."""
+    """Queued jobs served before a request arriving now with this sort key (ties go first)."""
     n = session.exec(
         select(func.count())
         .select_from(Job)
-        .where(Job.status == JobStatus.QUEUED, col(Job.sort_key) < sort_key)
+        .where(Job.status == JobStatus.QUEUED, col(Job.sort_key) <= sort_key)
+    ).one()
+    return int(n)
+
+
+def jobs_before(session: Session, job: Job) -> int:
+    """Queued jobs the queue order (sort_key, created_at, id) serves before this one."""
+    earlier = or_(
+        col(Job.sort_key) < job.sort_key,
+        and_(col(Job.sort_key) == job.sort_key, col(Job.created_at) < job.created_at),
+        and_(
+            col(Job.sort_key) == job.sort_key,
+            col(Job.created_at) == job.created_at,
+            col(Job.id) < job.id,
+        ),
+    )
+    n = session.exec(
+        select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED, earlier)
     ).one()
     return int(n)
 

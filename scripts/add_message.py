@@ -1,4 +1,4 @@
-"""Append one message to the catalog: python scripts/add_message.py KEY 'English' 'Arabic' ['#. note']."""
+"""Append a message to the catalog: scripts/add_message.py KEY 'English' 'Arabic' ['#. note']."""
 
 from __future__ import annotations
 

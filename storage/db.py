@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,16 +63,30 @@ def _use_wal(cur: Any) -> None:
             time.sleep(0.05 + 0.01 * attempt)
 
 
+_open = threading.local()
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    """One unit of work: commit on success, roll back on any error.
+
+    Not re-entrant: on SQLite a second transaction opened by the same thread would wait for the
+    first one's write lock forever (well, for the busy timeout), so it fails at once instead.
+    """
+    depth = getattr(_open, "depth", 0)
+    if depth and engine.dialect.name == "sqlite":
+        raise RuntimeError("nested transaction on SQLite: pass the open session down instead")
+    _open.depth = depth + 1
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+    finally:
+        _open.depth = depth
 
 
 def upsert_insert(session: Session, table: Any) -> Any:

@@ -32,16 +32,6 @@ def job_by_key(session: Session, key: str) -> Job | None:
     return session.exec(select(Job).where(Job.idempotency_key == key)).first()
 
 
-def queue_position(session: Session, job: Job) -> int:
-    """1 + the number of queued jobs the queue order serves before this one."""
-    ahead = session.exec(
-        select(func.count())
-        .select_from(Job)
-        .where(Job.status == JobStatus.QUEUED, col(Job.sort_key) < job.sort_key)
-    ).one()
-    return int(ahead) + 1
-
-
 def latest_queued(session: Session, user_id: str) -> Job | None:
     return session.exec(
         select(Job)
@@ -67,7 +57,7 @@ def claim_next(session: Session, *, task_id: str, worker_id: str, now: datetime)
     query = (
         select(Job.id)
         .where(Job.status == JobStatus.QUEUED)
-        .order_by(col(Job.sort_key), col(Job.created_at))
+        .order_by(col(Job.sort_key), col(Job.created_at), col(Job.id))
         .limit(1)
     )
     if session.get_bind().dialect.name == "postgresql":

@@ -64,7 +64,7 @@ def stats_view(core: Core, s: Session, loc: str) -> Reply:
 
 
 def whois_view(core: Core, s: Session, user: User, loc: str) -> Reply:
-    a = core.allowance(user.id)
+    a = core.allowance_in(s, user.id, core.rt.clock())
     text = t(
         "whois", loc, user=user.id, username=user.username or "-", tier=user.tier,
         banned=t("is_banned" if user.banned else "not_banned", loc), used=a.used, limit=a.limit,

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from bots.core.messages import duration, t
 from bots.core.requests import Reply, Sender
 from bots.core.service import Core
-from quota.capacity import jobs_ahead, measure
+from quota.capacity import jobs_before, measure
 from quota.lifecycle import cancel
 from storage.db import transaction
 from storage.models import Job, JobStatus, User
@@ -32,7 +32,7 @@ def progress(core: Core, job_id: str) -> Progress:
             return Progress(job.status if job else "unknown")
         settings = rt.settings
         load = measure(s, now, settings.worker_heartbeat_s, settings.assumed_seconds_per_image)
-        ahead = jobs_ahead(s, job.sort_key)
+        ahead = jobs_before(s, job)
     return Progress(job.status, ahead + 1, load.wait_for(ahead))
 
 

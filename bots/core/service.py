@@ -10,17 +10,19 @@ from datetime import datetime
 
 from PIL import Image
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from bots.core.messages import duration, t
 from bots.core.requests import ImageRequest, Reply, Sender
 from bots.core.runtime import Runtime
 from quota import QuotaDenied, next_reset, quota_day, reserve, used_on
 from quota.admission import Verdict, assess, record_rejection, sort_key
+from quota.capacity import jobs_before
 from quota.controls import user_limit
 from quota.lifecycle import cancel, finish_failed
 from storage.db import transaction
 from storage.images import ImageRejected, decode_image
-from storage.jobs import earlier_result, ensure_user, job_by_key, latest_queued, queue_position
+from storage.jobs import earlier_result, ensure_user, job_by_key, latest_queued
 from storage.models import Job, User
 
 log = logging.getLogger("stylebot.core")
@@ -174,7 +176,7 @@ class Core:
             )
             s.add(job)
             s.flush()
-            return job, queue_position(s, job)
+            return job, jobs_before(s, job) + 1
 
     def _enqueue(self, job: Job, position: int, wait_s: float | None, loc: str) -> Reply:
         try:
@@ -192,13 +194,16 @@ class Core:
     # --- quota -------------------------------------------------------------------------
 
     def allowance(self, user_id: str, now: datetime | None = None) -> Allowance:
-        now = now or self.rt.clock()
         with transaction(self.rt.engine) as s:
-            user = s.get(User, user_id)
-            assert user is not None
-            tier = self.rt.tiers[user.tier]
-            limit, lowered = user_limit(s, user, tier, self.rt.settings.surge_min_free_limit)
-            used = used_on(s, user.id, quota_day(now, self.rt.settings.zone))
+            return self.allowance_in(s, user_id, now or self.rt.clock())
+
+    def allowance_in(self, s: Session, user_id: str, now: datetime) -> Allowance:
+        """The allowance, read inside the caller's transaction (SQLite allows one writer)."""
+        user = s.get(User, user_id)
+        assert user is not None
+        tier = self.rt.tiers[user.tier]
+        limit, lowered = user_limit(s, user, tier, self.rt.settings.surge_min_free_limit)
+        used = used_on(s, user.id, quota_day(now, self.rt.settings.zone))
         return Allowance(user.tier, used, limit, user.extra_credits, lowered)
 
     def quota_status(self, sender: Sender) -> Reply:
