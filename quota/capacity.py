@@ -48,12 +48,13 @@ def live_workers(session: Session, now: datetime, heartbeat_s: float) -> int:
 
 def seconds_per_image(session: Session, now: datetime, assumed: float) -> float:
     rows = session.exec(
-        select(Job.started_at, Job.finished_at)
+        select(Job.started_at, Job.finished_at, Job.batch_size)
         .where(Job.status == JobStatus.DONE, col(Job.finished_at) >= now - SERVICE_WINDOW)
         .order_by(col(Job.finished_at).desc())
         .limit(SERVICE_SAMPLE)
     ).all()
-    spans = [(f - s).total_seconds() for s, f in rows if s is not None and f is not None]
+    # A batch's jobs share one span: each image cost the span divided by the batch size.
+    spans = [(f - s).total_seconds() / max(n, 1) for s, f, n in rows if s and f]
     return max(sum(spans) / len(spans), 0.001) if spans else assumed
 
 

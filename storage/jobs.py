@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
@@ -45,29 +46,56 @@ def claim_next(session: Session, *, task_id: str, worker_id: str, now: datetime)
 
     A Celery message is a token for one unit of work, not a promise of a particular job: SQL
     decides the order (sort_key), so paid tiers go first and aging protects the free tier. A
-    redelivered message (its worker died) resumes the job its first delivery claimed.
+    redelivered message (its worker died) resumes the job(s) its first delivery claimed.
     """
+    jobs = claim_batch(session, task_id=task_id, worker_id=worker_id, now=now, limit=1)
+    return jobs[0] if jobs else None
+
+
+def claim_batch(
+    session: Session, *, task_id: str, worker_id: str, now: datetime, limit: int
+) -> list[Job]:
+    """The first job in queue order, plus up to limit-1 more of the same style and bucket."""
     resumed = session.execute(
         update(Job)
         .where(col(Job.claim_task) == task_id, col(Job.status) == JobStatus.RUNNING)
         .values(attempts=Job.attempts + 1, started_at=now, worker_id=worker_id)
     )
-    if resumed.rowcount == 1:  # type: ignore[attr-defined]
-        return session.exec(select(Job).where(Job.claim_task == task_id)).first()
+    if resumed.rowcount:  # type: ignore[attr-defined]
+        return list(session.exec(select(Job).where(Job.claim_task == task_id)).all())
+    first = _claim(session, [], 1, task_id=task_id, worker_id=worker_id, now=now)
+    if not first or limit == 1:
+        return first
+    return first + claim_more(
+        session, like=first[0], task_id=task_id, worker_id=worker_id, now=now, limit=limit - 1
+    )
+
+
+def claim_more(
+    session: Session, *, like: Job, task_id: str, worker_id: str, now: datetime, limit: int
+) -> list[Job]:
+    """Queued jobs that can share `like`'s pipeline call: same style, same size bucket."""
+    same = [Job.style == like.style, Job.bucket == like.bucket]
+    return _claim(session, same, limit, task_id=task_id, worker_id=worker_id, now=now)
+
+
+def _claim(
+    session: Session, where: list[Any], limit: int, *, task_id: str, worker_id: str, now: datetime
+) -> list[Job]:
     query = (
         select(Job.id)
-        .where(Job.status == JobStatus.QUEUED)
+        .where(Job.status == JobStatus.QUEUED, *where)
         .order_by(col(Job.sort_key), col(Job.created_at), col(Job.id))
-        .limit(1)
+        .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)  # concurrent workers take different jobs
-    job_id = session.exec(query).first()
-    if job_id is None:
-        return None
+    ids = list(session.exec(query).all())
+    if not ids:
+        return []
     session.execute(
         update(Job)
-        .where(col(Job.id) == job_id)
+        .where(col(Job.id).in_(ids))
         .values(
             status=JobStatus.RUNNING,
             attempts=Job.attempts + 1,
@@ -76,7 +104,14 @@ def claim_next(session: Session, *, task_id: str, worker_id: str, now: datetime)
             worker_id=worker_id,
         )
     )
-    return session.get(Job, job_id, populate_existing=True)
+    claimed = {job.id: job for job in session.exec(select(Job).where(col(Job.id).in_(ids)))}
+    for job in claimed.values():
+        session.refresh(job)
+    return [claimed[i] for i in ids]
+
+
+def set_batch_size(session: Session, job_ids: list[str]) -> None:
+    session.execute(update(Job).where(col(Job.id).in_(job_ids)).values(batch_size=len(job_ids)))
 
 
 def expired_running(session: Session, now: datetime, lease: timedelta) -> list[Job]:

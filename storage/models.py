@@ -62,6 +62,8 @@ class Job(SQLModel, table=True):
     # is only ever passed by requests that arrived less than a head start after it.
     sort_key: datetime = Field(default_factory=utcnow, index=True)
     input_digest: str | None = Field(default=None, index=True, max_length=64)
+    bucket: str = Field(default="512x512", max_length=16)  # working-size bucket, for batching
+    batch_size: int = 1  # how many jobs shared this job's pipeline call
     attempts: int = 0
     claim_task: str | None = Field(default=None, index=True, max_length=64)  # Celery task id
     worker_id: str | None = Field(default=None, max_length=120)

@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     backend: Literal["classic", "diffusers", "null", "sleep"] = "classic"
     telegram_token: str = ""
     telegram_api_url: str = "https://api.telegram.org"
+    # Set: webhook mode, Telegram posts updates to this public HTTPS URL. Empty: long polling.
+    telegram_webhook_url: str = ""
+    # Checked on every webhook request (X-Telegram-Bot-Api-Secret-Token). Empty: random per start.
+    telegram_webhook_secret: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,256}$")
+    telegram_webhook_listen: str = "127.0.0.1"  # where the webhook server binds
+    telegram_webhook_port: int = Field(default=8443, ge=1, le=65535)
+    # A self-hosted Bot API server started with --local: no 20 MB download limit, files on disk.
+    telegram_local_mode: bool = False
     discord_token: str = ""
     admins: Annotated[tuple[str, ...], NoDecode] = ()
     free_daily_limit: int = Field(default=3, ge=0, le=10_000)
@@ -59,6 +67,8 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(default=3600, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=20)
     device: str = "auto"  # diffusers backend: auto | cuda | cpu
+    max_batch: int = Field(default=8, ge=1, le=64)  # jobs of one style and size per call
+    batch_wait_ms: int = Field(default=50, ge=0, le=5000)  # how long to gather a batch
     sleep_backend_ms: int = Field(default=200, ge=0)  # the fixed-duration fake backend
 
     @field_validator("admins", mode="before")

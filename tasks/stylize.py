@@ -1,4 +1,4 @@
-"""The stylize task: claim the next job in queue order, style it, store it, settle the ledger."""
+"""The stylize task and the per-process worker context: engine, store, styles, backend, beat."""
 
 from __future__ import annotations
 
@@ -12,18 +12,17 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery, Task
-from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy import Engine
 
-from quota.lifecycle import finish_done, finish_failed
 from storage.db import make_engine, transaction
 from storage.images import ImageStore
-from storage.jobs import beat, claim_next, forget_worker
-from storage.models import Job, utcnow
+from storage.jobs import beat, forget_worker
+from storage.models import utcnow
 from storage.settings import Settings
 from tasks.app import STYLIZE_TASK
 from tasks.backends import Backend, make_backend
+from tasks.batch import run_next
 from tasks.styles import StylePreset, load_styles
 
 log = logging.getLogger("stylebot.worker")
@@ -60,37 +59,6 @@ class WorkerContext:
             beat(s, self.worker_id, utcnow())
 
 
-def run_next(ctx: WorkerContext, task_id: str) -> tuple[str, str | None]:
-    """Claim and process one job; returns (final status, job id). Job failures don't raise."""
-    with transaction(ctx.engine) as s:
-        job = claim_next(s, task_id=task_id, worker_id=ctx.worker_id, now=utcnow())
-    if job is None:
-        return "idle", None  # this message's job was cancelled or taken by another token
-    if job.attempts > ctx.settings.max_attempts:
-        return _fail(ctx, job, "attempts"), job.id
-    try:
-        image = ctx.store.load_input(job.id)
-        [styled] = ctx.backend.stylize([image], ctx.styles[job.style])
-        path = ctx.store.save_result(job.id, styled)
-    except SoftTimeLimitExceeded:
-        return _fail(ctx, job, "timeout"), job.id
-    except Exception as exc:
-        log.warning("job_failed job=%s error=%s", job.id, type(exc).__name__)
-        return _fail(ctx, job, type(exc).__name__), job.id
-    with transaction(ctx.engine) as s:
-        finish_done(s, job, str(path))
-    ctx.store.delete_input(job.id)
-    log.info("job_done job=%s style=%s attempt=%d", job.id, job.style, job.attempts)
-    return "done", job.id
-
-
-def _fail(ctx: WorkerContext, job: Job, code: str) -> str:
-    with transaction(ctx.engine) as s:
-        finish_failed(s, job, code)
-    ctx.store.delete_input(job.id)
-    return "failed"
-
-
 def start_heartbeat(ctx: WorkerContext) -> threading.Thread:
     """Beat every `worker_heartbeat_s` from a daemon thread, so admission can count this worker."""
 
@@ -123,9 +91,9 @@ class StylizeTask(Task):
 def register_tasks(app: Celery) -> Any:
     @app.task(name=STYLIZE_TASK, bind=True, base=StylizeTask)
     def stylize(self: StylizeTask, job_id: str) -> str:
-        status, claimed = run_next(self.context, self.request.id)
-        log.debug("token job=%s claimed=%s status=%s", job_id, claimed, status)
-        return status
+        outcome, claimed = run_next(self.context, self.request.id)
+        log.debug("token job=%s outcome=%s jobs=%s", job_id, outcome, claimed)
+        return outcome
 
     # Each pool child announces itself as soon as it starts (admission counts live workers),
     # and withdraws when it stops, so an estimate never counts a worker that is gone.

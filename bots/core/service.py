@@ -24,6 +24,7 @@ from storage.db import transaction
 from storage.images import ImageRejected, decode_image
 from storage.jobs import earlier_result, ensure_user, job_by_key, latest_queued
 from storage.models import Job, User
+from tasks.buckets import bucket_for
 
 log = logging.getLogger("stylebot.core")
 
@@ -134,7 +135,7 @@ class Core:
         job_id = uuid.uuid4().hex
         self.rt.store.save_input(job_id, image)  # downsized, EXIF-free PNG
         try:
-            job, position = self._admit(req, job_id, digest, now)
+            job, position = self._admit(req, job_id, digest, bucket_for(*image.size), now)
         except QuotaDenied as denied:
             self.rt.store.delete_input(job_id)
             with transaction(self.rt.engine) as s:
@@ -146,7 +147,9 @@ class Core:
             return Reply(t("duplicate", req.sender.locale))
         return self._enqueue(job, position, verdict.wait_s, req.sender.locale)
 
-    def _admit(self, req: ImageRequest, job_id: str, digest: str, now: datetime) -> tuple[Job, int]:
+    def _admit(
+        self, req: ImageRequest, job_id: str, digest: str, bucket: str, now: datetime
+    ) -> tuple[Job, int]:
         day = quota_day(now, self.rt.settings.zone)
         with transaction(self.rt.engine) as s:
             user = ensure_user(s, req.sender.user_id, req.sender.username, req.sender.locale)
@@ -169,6 +172,7 @@ class Core:
                 tier=tier.name,
                 sort_key=sort_key(tier, now),
                 input_digest=digest,
+                bucket=bucket,
                 quota_day=day,
                 locale=req.sender.locale,
                 reply_target=req.target.to_json(),

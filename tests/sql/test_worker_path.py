@@ -16,8 +16,9 @@ from storage.db import transaction
 from storage.jobs import claim_next
 from storage.models import Job, LedgerEntry, Usage, utcnow
 from tasks.backends.fakes import NullBackend
+from tasks.batch import run_next
 from tasks.styles import StylePreset
-from tasks.stylize import WorkerContext, run_next
+from tasks.stylize import WorkerContext
 
 pytestmark = pytest.mark.sql
 
@@ -51,7 +52,7 @@ def _ctx(runtime: Runtime, backend: object) -> WorkerContext:
     return ctx
 
 
-def _job(runtime: Runtime, job_id: str) -> Job:
+def _job(runtime: Runtime | WorkerContext, job_id: str) -> Job:
     with transaction(runtime.engine) as s:
         job = s.get(Job, job_id)
         assert job is not None
@@ -60,9 +61,11 @@ def _job(runtime: Runtime, job_id: str) -> Job:
 
 def run_job(ctx: WorkerContext, job_id: str, task_id: str | None = None) -> str:
     """Process the next job as a Celery message would; check that it was the expected one."""
-    status, claimed = run_next(ctx, task_id or f"task-{job_id}")
-    assert claimed in (job_id, None)
-    return "skipped" if claimed is None else status
+    _, claimed = run_next(ctx, task_id or f"task-{job_id}")
+    assert claimed in ([job_id], [])
+    if not claimed:
+        return "skipped"
+    return _job(ctx, job_id).status
 
 
 def _deliver(runtime: Runtime) -> ConsoleSender:
@@ -153,8 +156,8 @@ def test_cancelled_or_finished_job_is_not_run_again(
 def test_two_delivery_loops_send_each_reply_once(runtime: Runtime, core: Core, photo: Path) -> None:
     ids = [_submit(core, photo, user=f"console:p{i}") for i in range(6)]
     ctx = _ctx(runtime, NullBackend())
-    for job_id in ids:
-        run_job(ctx, job_id)
+    _, batch = run_next(ctx, "token-1")
+    assert sorted(batch) == sorted(ids)  # one batch: same style, same size bucket
     a, b = ConsoleSender(echo=False), ConsoleSender(echo=False)
 
     async def both() -> None:

@@ -1,0 +1,119 @@
+"""One worker turn: claim a batch from SQL, style it in one backend call, settle each job alone.
+
+Why claim from SQL rather than batch Celery messages (celery-batches): the queue order (paid
+first, free aged) already lives in SQL, and a claim can pick exactly the jobs that can share a
+pipeline call — same style, same size bucket. The Celery message that triggered the turn is a
+token; the messages of the other claimed jobs later find nothing to do and return at once.
+Acks, attempts, refunds and delivery stay per job: a bad input fails only its own job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from celery.exceptions import SoftTimeLimitExceeded
+from PIL import Image
+
+from quota.lifecycle import finish_done, finish_failed
+from storage.db import transaction
+from storage.jobs import claim_batch, claim_more, set_batch_size
+from storage.models import Job, utcnow
+
+if TYPE_CHECKING:
+    from tasks.stylize import WorkerContext
+
+log = logging.getLogger("stylebot.worker")
+
+
+def run_next(ctx: WorkerContext, task_id: str) -> tuple[str, list[str]]:
+    """Claim and process one batch; returns (outcome, job ids). Job failures don't raise."""
+    jobs = _gather(ctx, task_id)
+    if not jobs:
+        return "idle", []  # this token's job was cancelled or taken in another batch
+    live = [job for job in jobs if not _poisoned(ctx, job)]
+    loaded = [(job, img) for job in live if (img := _load(ctx, job)) is not None]
+    if loaded:
+        _style(ctx, loaded)
+    return "processed", [job.id for job in jobs]
+
+
+def _gather(ctx: WorkerContext, task_id: str) -> list[Job]:
+    """Up to max_batch jobs; if short, wait batch_wait_ms once for more of the same kind."""
+    s_ = ctx.settings
+    with transaction(ctx.engine) as s:
+        jobs = claim_batch(
+            s, task_id=task_id, worker_id=ctx.worker_id, now=utcnow(), limit=s_.max_batch
+        )
+    if jobs and len(jobs) < s_.max_batch and s_.batch_wait_ms and jobs[0].attempts == 1:
+        time.sleep(s_.batch_wait_ms / 1000)
+        with transaction(ctx.engine) as s:
+            jobs += claim_more(
+                s,
+                like=jobs[0],
+                task_id=task_id,
+                worker_id=ctx.worker_id,
+                now=utcnow(),
+                limit=s_.max_batch - len(jobs),
+            )
+    if jobs:
+        with transaction(ctx.engine) as s:
+            set_batch_size(s, [job.id for job in jobs])
+    return jobs
+
+
+def _poisoned(ctx: WorkerContext, job: Job) -> bool:
+    if job.attempts <= ctx.settings.max_attempts:
+        return False
+    fail(ctx, job, "attempts")
+    return True
+
+
+def _load(ctx: WorkerContext, job: Job) -> Image.Image | None:
+    try:
+        return ctx.store.load_input(job.id)
+    except Exception as exc:  # a missing or damaged input fails this job only
+        log.warning("input_unreadable job=%s error=%s", job.id, type(exc).__name__)
+        fail(ctx, job, "input")
+        return None
+
+
+def _style(ctx: WorkerContext, loaded: list[tuple[Job, Image.Image]]) -> None:
+    jobs, images = [j for j, _ in loaded], [img for _, img in loaded]
+    try:
+        outputs = ctx.backend.stylize(images, ctx.styles[jobs[0].style])
+    except SoftTimeLimitExceeded:
+        for job in jobs:
+            fail(ctx, job, "timeout")
+        return
+    except Exception as exc:
+        if len(loaded) > 1:  # find the one that breaks the batch: retry each on its own
+            log.warning("batch_failed size=%d error=%s", len(loaded), type(exc).__name__)
+            for pair in loaded:
+                _style(ctx, [pair])
+            return
+        log.warning("job_failed job=%s error=%s", jobs[0].id, type(exc).__name__)
+        fail(ctx, jobs[0], type(exc).__name__)
+        return
+    for job, styled in zip(jobs, outputs, strict=True):
+        _finish(ctx, job, styled)
+
+
+def _finish(ctx: WorkerContext, job: Job, styled: Image.Image) -> None:
+    try:
+        path = ctx.store.save_result(job.id, styled)
+    except Exception as exc:
+        log.warning("store_failed job=%s error=%s", job.id, type(exc).__name__)
+        fail(ctx, job, "store")
+        return
+    with transaction(ctx.engine) as s:
+        finish_done(s, job, str(path))
+    ctx.store.delete_input(job.id)
+    log.info("job_done job=%s style=%s attempt=%d", job.id, job.style, job.attempts)
+
+
+def fail(ctx: WorkerContext, job: Job, code: str) -> None:
+    with transaction(ctx.engine) as s:
+        finish_failed(s, job, code)
+    ctx.store.delete_input(job.id)
