@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=1, help="processes (one per GPU)")
     worker.add_argument("--loglevel", default="INFO")
     sub.add_parser("migrate", help="apply database migrations (Alembic) and exit")
+    telegram = sub.add_parser("telegram", help="run the Telegram bot (see docs/telegram.md)")
+    telegram.add_argument(
+        "--with-worker", action="store_true", help="also start a worker process (a local try)"
+    )
     admin = sub.add_parser(
         "admin",
         help="run an admin command from the shell (stylebot admin -h)",
@@ -41,6 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     admin.add_argument("verb", choices=sorted(ADMIN_COMMANDS))
     admin.add_argument("args", nargs="*")
+    bench = sub.add_parser(
+        "bench",
+        help="measure this machine (stylebot bench queue -h)",
+        description="Benchmarks on this machine. queue: the queue path's overhead and "
+        "worker scaling (Redis + PostgreSQL); stylebot bench queue -h for its options.",
+    )
+    bench.add_argument("what", choices=["queue"])
+    bench.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
 
@@ -63,6 +75,12 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _telegram(settings: Settings, args: argparse.Namespace) -> int:
+    from bots.telegram import run_telegram
+
+    return run_telegram(settings, with_worker=args.with_worker)
+
+
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     from storage.migrate import current, upgrade
 
@@ -77,12 +95,23 @@ def _admin(settings: Settings, args: argparse.Namespace) -> int:
     return run_admin(settings, args.verb, args.args)
 
 
+def _bench(_settings: Settings, args: argparse.Namespace) -> int:
+    root = str(Path(__file__).resolve().parent.parent)  # bench/ is in the checkout, not installed
+    if root not in sys.path:
+        sys.path.append(root)
+    from bench.queue import main as bench_queue
+
+    return bench_queue(args.args, prog=f"stylebot bench {args.what}")
+
+
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "demo": _demo,
     "chat": _chat,
     "worker": _worker,
     "migrate": _migrate,
     "admin": _admin,
+    "telegram": _telegram,
+    "bench": _bench,
 }
 
 

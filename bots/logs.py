@@ -14,12 +14,25 @@ class RedactSecrets(logging.Filter):
         super().__init__()
         self.secrets = tuple(s for s in secrets if s)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+    def redact(self, text: str) -> str:
         for secret in self.secrets:
-            message = message.replace(secret, "[REDACTED]")
-        record.msg, record.args = TOKEN_PATTERN.sub("[REDACTED]", message), None
+            text = text.replace(secret, "[REDACTED]")
+        return TOKEN_PATTERN.sub("[REDACTED]", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.redact(record.getMessage()), None
+        # Tracebacks quote URLs and arguments too: render them here, redacted, once.
+        if record.exc_info:
+            record.exc_text = self.redact(_FORMATTER.formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
         return True
+
+
+_FORMATTER = logging.Formatter()
 
 
 def setup_logging(level: str = "INFO", secrets: tuple[str, ...] = ()) -> None:

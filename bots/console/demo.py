@@ -11,8 +11,8 @@ from importlib import resources
 from pathlib import Path
 
 from bots.console.adapter import ConsoleChat, ConsoleSender
-from bots.console.workers import wait_until_live
 from bots.core import Core, Delivery, Runtime, build_runtime
+from bots.core.workers import wait_until_live
 from storage.db import transaction
 from storage.migrate import upgrade
 from storage.models import FINISHED, Job

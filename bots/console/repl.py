@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 
 from bots.console.adapter import ConsoleChat, ConsoleSender, format_reply
-from bots.console.workers import wait_until_live
 from bots.core import Core, Delivery, build_runtime
 from bots.core.maintenance import Maintenance
+from bots.core.workers import wait_until_live
 from storage.db import transaction
 from storage.jobs import undelivered_count
 from storage.migrate import upgrade

@@ -4,7 +4,7 @@ from bots.core.admin import ADMIN_COMMANDS, Admin, AdminRequest
 from bots.core.commands import Command, answer_plain, parse_command, unknown_command
 from bots.core.delivery import Delivery, ReplySender, Undeliverable
 from bots.core.maintenance import Maintenance
-from bots.core.progress import Progress, forget, progress, progress_text
+from bots.core.progress import Progress, forget, progress, progress_text, progress_texts
 from bots.core.requests import ImageRequest, Reply, ReplyTarget, Sender
 from bots.core.runtime import Runtime, build_runtime
 from bots.core.service import Core
@@ -31,5 +31,6 @@ __all__ = [
     "parse_command",
     "progress",
     "progress_text",
+    "progress_texts",
     "unknown_command",
 ]

@@ -14,13 +14,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
+from bots.core.allowance import allowance
 from bots.core.messages import t
 from bots.core.requests import Reply, ReplyTarget
 from bots.core.runtime import Runtime
-from quota import quota_day, used_on
 from storage.db import transaction
 from storage.jobs import claim_for_delivery, mark_delivered, release_claim
-from storage.models import Job, JobStatus, User
+from storage.models import Job, JobStatus
 
 log = logging.getLogger("stylebot.delivery")
 
@@ -58,11 +58,8 @@ class Delivery:
         )
 
     def _left_today(self, job: Job) -> int:
-        with transaction(self.rt.engine) as s:
-            user = s.get(User, job.user_id)
-            tier = self.rt.tiers[user.tier if user else "free"]
-            used = used_on(s, job.user_id, quota_day(self.rt.clock(), self.rt.settings.zone))
-        return max(0, tier.daily_limit - used)
+        # The same figure /quota shows: custom limits, surge and extra credits included.
+        return allowance(self.rt, job.user_id).left
 
     async def deliver_once(self) -> int:
         """Claim and send what is ready; returns how many replies went out."""

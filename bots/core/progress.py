@@ -3,6 +3,7 @@ and /forget: a person's photos, results and history deleted, the quota counters 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import update
@@ -25,22 +26,37 @@ class Progress:
 
 
 def progress(core: Core, job_id: str) -> Progress:
+    return _progress_of(core, [job_id])[0][0]
+
+
+def _progress_of(core: Core, job_ids: Sequence[str]) -> list[tuple[Progress, Job | None]]:
+    """Where each job stands, read in one transaction against one measurement of the load."""
     rt, now = core.rt, core.rt.clock()
+    settings, out = rt.settings, []
     with transaction(rt.engine) as s:
-        job = s.get(Job, job_id)
-        if job is None or job.status != JobStatus.QUEUED:
-            return Progress(job.status if job else "unknown")
-        settings = rt.settings
         load = measure(s, now, settings.worker_heartbeat_s, settings.assumed_seconds_per_image)
-        ahead = jobs_before(s, job)
-    return Progress(job.status, ahead + 1, load.wait_for(ahead))
+        for job_id in job_ids:
+            job = s.get(Job, job_id)
+            if job is None or job.status != JobStatus.QUEUED:
+                out.append((Progress(job.status if job else "unknown"), job))
+                continue
+            ahead = jobs_before(s, job)
+            out.append((Progress(job.status, ahead + 1, load.wait_for(ahead)), job))
+    return out
+
+
+def progress_texts(core: Core, items: Sequence[tuple[str, str]]) -> list[str | None]:
+    """Status lines for (job_id, locale) pairs; None for a job that has finished."""
+    states = _progress_of(core, [job_id for job_id, _ in items])
+    return [_text(core, p, job, loc) for (p, job), (_, loc) in zip(states, items, strict=True)]
 
 
 def progress_text(core: Core, job_id: str, locale: str) -> str | None:
     """The status line to show while a job waits or runs; None once it has finished."""
-    p = progress(core, job_id)
-    with transaction(core.rt.engine) as s:
-        job = s.get(Job, job_id)
+    return progress_texts(core, [(job_id, locale)])[0]
+
+
+def _text(core: Core, p: Progress, job: Job | None, locale: str) -> str | None:
     if job is None:
         return None
     style = core.rt.styles[job.style].display_name(locale) if job.style in core.rt.styles else ""

@@ -5,17 +5,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 from PIL import Image
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from bots.core.allowance import Allowance, allowance, allowance_in
 from bots.core.messages import duration, t
 from bots.core.requests import ImageRequest, Reply, Sender
 from bots.core.runtime import Runtime
-from quota import QuotaDenied, next_reset, quota_day, reserve, used_on
+from quota import QuotaDenied, next_reset, quota_day, reserve
 from quota.admission import Verdict, assess, record_rejection, sort_key
 from quota.capacity import jobs_before
 from quota.controls import user_limit
@@ -29,19 +29,6 @@ from tasks.buckets import bucket_for
 log = logging.getLogger("stylebot.core")
 
 
-@dataclass(frozen=True)
-class Allowance:
-    tier: str
-    used: int
-    limit: int
-    credits: int
-    lowered: bool  # the free limit is reduced by the auto surge control
-
-    @property
-    def left(self) -> int:
-        return max(0, self.limit - self.used) + self.credits
-
-
 class Core:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
@@ -53,6 +40,15 @@ class Core:
         found = self._precheck(req)
         if isinstance(found, Reply):
             return found
+        now = self.rt.clock()
+        # Refuse what we can before downloading anything: capacity, quota, in-flight cap.
+        with transaction(self.rt.engine) as s:
+            verdict = assess(s, self.rt.tiers[found.tier], now, self.rt.settings)
+        if not verdict.admitted:
+            return self._refuse(req.sender, found, verdict, now)
+        early = self._quota_precheck(req.sender, found, now)
+        if early is not None:
+            return early
         data = self._fetch(req)
         if isinstance(data, Reply):
             return data
@@ -60,15 +56,23 @@ class Core:
         if isinstance(image, Reply):
             return image
         digest = hashlib.sha256(req.style.encode() + b"\0" + data).hexdigest()
-        now = self.rt.clock()
         again = self._earlier_result(found, digest, now, req.sender.locale)
         if again is not None:
             return again
-        with transaction(self.rt.engine) as s:
-            verdict = assess(s, self.rt.tiers[found.tier], now, self.rt.settings)
-        if not verdict.admitted:
-            return self._refuse(req.sender, found, verdict, now)
         return self._admit_and_enqueue(req, image, digest, verdict, now)
+
+    def _quota_precheck(self, sender: Sender, user: User, now: datetime) -> Reply | None:
+        """A read-only look: nothing left today, or the in-flight cap reached (the atomic
+        reservation after decoding still decides; this only spares a pointless download)."""
+        if self.allowance(user.id, now).left == 0:
+            reason = "daily"
+        elif user.in_flight >= self.rt.tiers[user.tier].in_flight_cap:
+            reason = "in_flight"
+        else:
+            return None
+        with transaction(self.rt.engine) as s:
+            record_rejection(s, user.id, user.tier, f"quota_{reason}", now)
+        return self._quota_reply(sender, reason, now)
 
     def _precheck(self, req: ImageRequest) -> User | Reply:
         loc = req.sender.locale
@@ -198,17 +202,10 @@ class Core:
     # --- quota -------------------------------------------------------------------------
 
     def allowance(self, user_id: str, now: datetime | None = None) -> Allowance:
-        with transaction(self.rt.engine) as s:
-            return self.allowance_in(s, user_id, now or self.rt.clock())
+        return allowance(self.rt, user_id, now)
 
     def allowance_in(self, s: Session, user_id: str, now: datetime) -> Allowance:
-        """The allowance, read inside the caller's transaction (SQLite allows one writer)."""
-        user = s.get(User, user_id)
-        assert user is not None
-        tier = self.rt.tiers[user.tier]
-        limit, lowered = user_limit(s, user, tier, self.rt.settings.surge_min_free_limit)
-        used = used_on(s, user.id, quota_day(now, self.rt.settings.zone))
-        return Allowance(user.tier, used, limit, user.extra_credits, lowered)
+        return allowance_in(self.rt, s, user_id, now)
 
     def quota_status(self, sender: Sender) -> Reply:
         now, loc = self.rt.clock(), sender.locale

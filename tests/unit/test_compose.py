@@ -66,11 +66,27 @@ def _strings(node: Any) -> list[str]:
 
 def test_expected_services(services: dict[str, Any]) -> None:
     assert {"redis", "postgres", "migrate", "worker", "flower"} <= set(services)
-    # Bot services come with the Telegram/Discord adapters; the CLI has no such commands yet.
-    assert not [name for name in services if "telegram" in name or "discord" in name]
-    for svc in services.values():
+    # Bot services come with their adapters: bot-telegram (tested below); Discord's not yet.
+    assert not [name for name in services if "discord" in name]
+    for name, svc in services.items():
         command = svc.get("command") or []
-        assert not any(word in ("telegram", "discord", "bot") for word in command)
+        if name != "bot-telegram":
+            assert not any(word in ("telegram", "discord", "bot") for word in command)
+
+
+def test_bot_telegram_is_opt_in_and_shares_the_stack(services: dict[str, Any]) -> None:
+    bot = services["bot-telegram"]
+    assert bot["command"] == ["telegram"] and bot["profiles"] == ["telegram"]
+    assert bot["build"]["dockerfile"] == "docker/Dockerfile"
+    assert bot["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert bot["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "data:/data" in bot["volumes"]
+    env, shared = _env(bot), _env(services["migrate"])
+    assert all(env[key] == value for key, value in shared.items())
+    assert env["STYLEBOT_TELEGRAM_TOKEN"] is None  # passed through from .env, never written here
+    assert env["STYLEBOT_TELEGRAM_WEBHOOK_LISTEN"] == "0.0.0.0"
+    fields = {f"STYLEBOT_{name.upper()}" for name in Settings.model_fields}
+    assert {key for key in env if key.startswith("STYLEBOT_")} <= fields
 
 
 def test_app_services_run_the_stylebot_image(services: dict[str, Any]) -> None:

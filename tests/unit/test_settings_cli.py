@@ -98,7 +98,7 @@ def test_help_lists_exactly_the_built_commands() -> None:
     listed = {
         line.split()[0] for line in out.splitlines() if line.startswith("    ") and line.split()
     }
-    assert listed == {"demo", "chat", "worker", "migrate", "admin"}
+    assert listed == {"demo", "chat", "worker", "migrate", "admin", "bench", "telegram"}
 
 
 def test_migrate_command_creates_the_schema(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from bots.core import Runtime
+from bots.core.runtime import Runtime
 from quota.capacity import live_workers
 from storage.db import transaction
 
