@@ -26,7 +26,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("data")
     database_url: str = ""  # empty: a SQLite file under data_dir
-    broker_url: str = "filesystem://"  # embedded: kombu's filesystem transport under data_dir
+    # Embedded: kombu's filesystem transport under data_dir (the host part only quiets kombu).
+    broker_url: str = "filesystem://localhost/"
     styles_file: Path | None = None  # None: the bundled tasks/styles.toml
     backend: Literal["classic", "diffusers", "null", "sleep"] = "classic"
     telegram_token: str = ""
