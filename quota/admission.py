@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
-from quota.capacity import jobs_ahead, measure
+from quota.capacity import Load, jobs_ahead, measure
 from quota.controls import capacity_mode
-from quota.tiers import Tier
-from storage.models import Rejection
+from quota.tiers import Tier, tiers_from_settings
+from storage.models import Job, JobStatus, Rejection
 from storage.settings import Settings
 
 
@@ -27,14 +28,52 @@ def sort_key(tier: Tier, now: datetime) -> datetime:
     return now - timedelta(seconds=tier.head_start_s)
 
 
-def assess(session: Session, tier: Tier, now: datetime, settings: Settings) -> Verdict:
+def fair_sort_key(
+    session: Session, tier: Tier, now: datetime, load: Load, tiers: Mapping[str, Tier]
+) -> datetime:
+    """The tier's head start, as far as it keeps the promise of every job it would pass.
+
+    A head start passes queued jobs that arrived less than it before; each of them moves back
+    one place. If that would make one finish later than its own tier's longest wait (at the
+    measured rate), the newcomer queues behind that job instead. So a free request admitted
+    within its bound stays within it, however much paid load arrives after it.
+    """
+    key = sort_key(tier, now)
+    if tier.head_start_s == 0:
+        return key  # passes nobody
+    passed = session.exec(
+        select(Job.sort_key, Job.created_at, Job.tier)
+        .where(Job.status == JobStatus.QUEUED, col(Job.sort_key) > key)
+        .order_by(col(Job.sort_key), col(Job.created_at), col(Job.id))
+    ).all()
+    start = jobs_ahead(session, key)
+    for position, (their_key, created, their_tier) in enumerate(passed, start=start):
+        finish = load.wait_for(position + 1)  # with the newcomer ahead of it
+        promised = created + timedelta(seconds=tiers[their_tier].max_wait_s)
+        if finish is not None and now + timedelta(seconds=finish) > promised:
+            key = their_key  # behind it: equal keys go by arrival
+    return key
+
+
+def current_load(session: Session, now: datetime, settings: Settings) -> Load:
+    return measure(session, now, settings.worker_heartbeat_s, settings.assumed_seconds_per_image)
+
+
+def assess(
+    session: Session,
+    tier: Tier,
+    now: datetime,
+    settings: Settings,
+    tiers: Mapping[str, Tier] | None = None,
+) -> Verdict:
     mode = capacity_mode(session)
     if mode == "closed":
         return Verdict(False, "closed")
     if mode == "paused-free" and tier.name == "free":
         return Verdict(False, "paused")
-    load = measure(session, now, settings.worker_heartbeat_s, settings.assumed_seconds_per_image)
-    wait = load.wait_for(jobs_ahead(session, sort_key(tier, now)))
+    load = current_load(session, now, settings)
+    key = fair_sort_key(session, tier, now, load, tiers or tiers_from_settings(settings))
+    wait = load.wait_for(jobs_ahead(session, key))
     if wait is None:
         return Verdict(False, "no_workers")
     if wait > tier.max_wait_s:

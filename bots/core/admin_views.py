@@ -10,7 +10,7 @@ from bots.core.messages import duration, t
 from bots.core.requests import Reply
 from bots.core.service import Core
 from quota import next_reset, quota_day
-from quota.admission import sort_key
+from quota.admission import fair_sort_key
 from quota.capacity import count_status, jobs_ahead, measure
 from quota.controls import capacity_mode, free_limit_now
 from quota.stats import (
@@ -32,7 +32,7 @@ def capacity_view(core: Core, s: Session, loc: str) -> Reply:
     load = measure(s, now, rt.settings.worker_heartbeat_s, rt.settings.assumed_seconds_per_image)
     waits = {}
     for name, tier in rt.tiers.items():
-        wait = load.wait_for(jobs_ahead(s, sort_key(tier, now)))
+        wait = load.wait_for(jobs_ahead(s, fair_sort_key(s, tier, now, load, rt.tiers)))
         waits[f"wait_{name}"] = t("wait_unknown", loc) if wait is None else duration(wait, loc)
     free_limit, _ = free_limit_now(s, rt.tiers["free"], rt.settings.surge_min_free_limit)
     text = t(

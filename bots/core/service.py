@@ -16,7 +16,7 @@ from bots.core.messages import duration, t
 from bots.core.requests import ImageRequest, Reply, Sender
 from bots.core.runtime import Runtime
 from quota import QuotaDenied, next_reset, quota_day, reserve
-from quota.admission import Verdict, assess, record_rejection, sort_key
+from quota.admission import Verdict, assess, current_load, fair_sort_key, record_rejection
 from quota.capacity import jobs_before
 from quota.controls import user_limit
 from quota.lifecycle import cancel, finish_failed
@@ -43,7 +43,7 @@ class Core:
         now = self.rt.clock()
         # Refuse what we can before downloading anything: capacity, quota, in-flight cap.
         with transaction(self.rt.engine) as s:
-            verdict = assess(s, self.rt.tiers[found.tier], now, self.rt.settings)
+            verdict = assess(s, self.rt.tiers[found.tier], now, self.rt.settings, self.rt.tiers)
         if not verdict.admitted:
             return self._refuse(req.sender, found, verdict, now)
         early = self._quota_precheck(req.sender, found, now)
@@ -125,9 +125,11 @@ class Core:
         allowance = self.allowance(user.id, now)
         reason = verdict.reason or "busy"
         if allowance.left == 0 and reason in ("busy", "no_workers"):
-            return self._quota_reply(sender, "daily", now)  # the honest answer is the quota
+            reason = "quota_daily"  # the honest answer is the quota
         with transaction(self.rt.engine) as s:
             record_rejection(s, user.id, user.tier, reason, now)
+        if reason == "quota_daily":
+            return self._quota_reply(sender, "daily", now)
         if reason == "busy":
             return Reply(t("busy", loc, wait=duration(verdict.retry_after_s or 60, loc)))
         key = {"closed": "closed", "paused": "paused_free", "no_workers": "no_workers"}[reason]
@@ -159,6 +161,8 @@ class Core:
             user = ensure_user(s, req.sender.user_id, req.sender.username, req.sender.locale)
             tier = self.rt.tiers[user.tier]
             limit, _ = user_limit(s, user, tier, self.rt.settings.surge_min_free_limit)
+            # Before the reservation: a SELECT would autoflush its ledger row before the job row.
+            key = fair_sort_key(s, tier, now, current_load(s, now, self.rt.settings), self.rt.tiers)
             reserve(
                 s,
                 user_id=user.id,
@@ -174,7 +178,7 @@ class Core:
                 platform=req.target.platform,
                 style=req.style,
                 tier=tier.name,
-                sort_key=sort_key(tier, now),
+                sort_key=key,
                 input_digest=digest,
                 bucket=bucket,
                 quota_day=day,

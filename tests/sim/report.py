@@ -1,0 +1,227 @@
+"""What the viral day left in SQL and in people's chats, and the summary table of it."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session, col, select
+
+from quota.controls import surge_level
+from quota.tiers import TIER_NAMES, Tier
+from storage.db import transaction
+from storage.models import AuditEntry, Job, LedgerEntry, Rejection, Usage, User
+from storage.settings import Settings
+from tests.sim.people import Answer, Outcome, Person
+
+if TYPE_CHECKING:
+    from tests.sim.viral_day import SimConfig, ViralDay
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One photo a person sent, and the answer they read."""
+
+    t: float  # seconds after the start
+    user_id: str
+    tier: str
+    answer: Answer
+    text: str
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: str
+    user_id: str
+    tier: str
+    status: str
+    created: float  # seconds after the start, like every time below
+    started: float | None
+    finished: float | None
+
+    @property
+    def wait(self) -> float:
+        """From the request to the result, as the person waited for it."""
+        assert self.finished is not None, self.id
+        return self.finished - self.created
+
+
+@dataclass(frozen=True)
+class SurgeStep:
+    t: float
+    before: int
+    after: int
+
+
+@dataclass(frozen=True)
+class DayResult:
+    config: SimConfig
+    settings: Settings
+    tiers: dict[str, Tier]
+    start: datetime
+    people: list[Person]
+    sent: list[Sent]
+    jobs: list[JobRow]
+    steps: list[SurgeStep]  # audited by the auto surge control, in order
+    usage: list[tuple[str, date, int]]  # (user, day, used)
+    ledger: list[tuple[str, str, str]]  # (job, user, kind)
+    in_flight: dict[str, int]  # user -> in-flight counter at the end
+    rejections: Counter[tuple[str, str]]  # (tier, reason) -> rows in SQL
+    final_level: int
+    end_s: float  # simulated seconds the day ran
+    wall_s: float  # real seconds it took
+
+    def __repr__(self) -> str:  # short, for assertion messages
+        return f"DayResult({len(self.people)} people, {len(self.jobs)} jobs, {self.end_s:.0f} s)"
+
+    def answers(self, tier: str, outcome: Outcome) -> list[Sent]:
+        return [s for s in self.sent if s.tier == tier and s.answer.outcome == outcome]
+
+    def done(self, tier: str) -> list[JobRow]:
+        return [j for j in self.jobs if j.tier == tier and j.status == "done"]
+
+    def free_limit(self, level: int) -> int:
+        base, floor = self.tiers["free"].daily_limit, self.settings.surge_min_free_limit
+        return max(min(floor, base), base - level)
+
+
+def _secs(dt: datetime | None, start: datetime) -> float | None:
+    if dt is None:
+        return None
+    return ((dt if dt.tzinfo else dt.replace(tzinfo=UTC)) - start).total_seconds()
+
+
+def _jobs(s: Session, start: datetime) -> list[JobRow]:
+    rows = s.exec(select(Job).order_by(col(Job.created_at))).all()
+    return [
+        JobRow(
+            j.id,
+            j.user_id,
+            j.tier,
+            j.status,
+            _secs(j.created_at, start) or 0.0,
+            _secs(j.started_at, start),
+            _secs(j.finished_at, start),
+        )
+        for j in rows
+    ]
+
+
+def _steps(s: Session, start: datetime) -> list[SurgeStep]:
+    rows = s.exec(
+        select(AuditEntry)
+        .where(AuditEntry.actor == "auto", AuditEntry.action == "surge")
+        .order_by(col(AuditEntry.id))
+    ).all()
+    return [SurgeStep(_secs(a.created_at, start) or 0.0, int(a.before), int(a.after)) for a in rows]  # type: ignore[arg-type]
+
+
+def collect(day: ViralDay, start: datetime, wall_s: float) -> DayResult:
+    with transaction(day.rt.engine) as s:
+        return DayResult(
+            config=day.config,
+            settings=day.rt.settings,
+            tiers=day.rt.tiers,
+            start=start,
+            people=day.people,
+            sent=day.sent,
+            jobs=_jobs(s, start),
+            steps=_steps(s, start),
+            usage=[(u.user_id, u.day, u.used) for u in s.exec(select(Usage)).all()],
+            ledger=[(e.job_id, e.user_id, e.kind) for e in s.exec(select(LedgerEntry)).all()],
+            in_flight={u.id: u.in_flight for u in s.exec(select(User)).all()},
+            rejections=Counter((r.tier, r.reason) for r in s.exec(select(Rejection)).all()),
+            final_level=surge_level(s),
+            end_s=day.clock.t,
+            wall_s=wall_s,
+        )
+
+
+# --- the summary ------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile; 0 for no values."""
+    ranked = sorted(values)
+    return ranked[max(0, math.ceil(p / 100 * len(ranked)) - 1)] if ranked else 0.0
+
+
+def mmss(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    return f"{m}:{s:02d}"
+
+
+HEADER = (
+    "tier",
+    "people",
+    "requests",
+    "admitted",
+    "busy",
+    "quota",
+    "in-flight",
+    "p50 wait",
+    "p95 wait",
+    "max wait",
+    "promised",
+)
+
+
+def _row(r: DayResult, tier: str) -> tuple[str, ...]:
+    waits = [j.wait for j in r.done(tier)]
+    counts = [len(r.answers(tier, o)) for o in Outcome if o != Outcome.OTHER]
+    return (
+        tier,
+        str(sum(p.tier == tier for p in r.people)),
+        str(sum(s.tier == tier for s in r.sent)),
+        *map(str, counts),
+        mmss(percentile(waits, 50)),
+        mmss(percentile(waits, 95)),
+        mmss(max(waits, default=0.0)),
+        f"≤ {mmss(r.tiers[tier].max_wait_s)}",
+    )
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in rows
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def surge_timeline(r: DayResult) -> str:
+    clock = [(0.0, 0)] + [(step.t, step.after) for step in r.steps]
+    return "\n".join(
+        f"  {(r.start + timedelta(seconds=t)):%H:%M:%S}  level {level}  "
+        f"(free limit {r.free_limit(level)}/day)"
+        for t, level in clock
+    )
+
+
+def render(r: DayResult) -> str:
+    c, s = r.config, r.settings
+    surge = ", ".join(f"{k}={getattr(s, k)}" for k in c.surge)
+    return "\n".join(
+        [
+            f"Viral day on {r.settings.sqlalchemy_url.partition(':')[0]}: "
+            f"{len(r.people)} people ({', '.join(f'{n} {t}' for t, n in c.people.items())}), "
+            f"{c.workers} workers x {c.service_s:g} s/image, 85% arriving within "
+            f"{mmss(c.burst_s)}; capacity mode auto ({surge})",
+            "",
+            table([HEADER, *(_row(r, tier) for tier in TIER_NAMES)]),
+            "",
+            "Waits: request to result, admitted requests. busy: refused with an estimate; quota:",
+            "daily limit reached; in-flight: a photo already waiting. Nothing refused was charged.",
+            "",
+            "Auto surge (free daily limit):",
+            surge_timeline(r),
+            "",
+            f"{len(r.jobs)} images made in {mmss(r.end_s)} simulated; "
+            f"{r.wall_s:.1f} s of real time.",
+        ]
+    )
