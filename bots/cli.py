@@ -96,9 +96,6 @@ def _admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _bench(_settings: Settings, args: argparse.Namespace) -> int:
-    root = str(Path(__file__).resolve().parent.parent)  # bench/ is in the checkout, not installed
-    if root not in sys.path:
-        sys.path.append(root)
     from bench.queue import main as bench_queue
 
     return bench_queue(args.args, prog=f"stylebot bench {args.what}")

@@ -16,6 +16,7 @@ from bench.queue import (
     Report,
     ScalingRun,
     Spread,
+    best_runs,
     goals,
     percentile,
     ratios,
@@ -49,7 +50,7 @@ def test_spread_is_p50_p99_and_max() -> None:
 
 def _cpu(wall: float = 10.0, machine: float | None = 15.0) -> CpuUse:
     return CpuUse(
-        wall_s=wall, bench_s=1.0, worker_s=4.0, postgres_s=2.0, redis_s=0.5,
+        wall_s=wall, bench_s=1.0, worker_s=4.0, worker_main_s=1.5, postgres_s=2.0, redis_s=0.5,
         machine_s=machine, cpus=2,
     )  # fmt: skip
 
@@ -62,7 +63,9 @@ def _report(p50: float = 12.0, p99: float = 40.0, rates: dict[int, float] | None
         when=datetime(2026, 1, 2, 3, 4, tzinfo=UTC),
         command="stylebot bench queue --write",
         machine=Machine(2, "AMD EPYC", "3.11.7", "7.0.15", "15.20"),
-        latency=Latency(200, 10, Spread(p50, p99, p99 + 5), stages, extras, _cpu()),
+        latency=Latency(
+            200, 10, Spread(p50, p99, p99 + 5), stages, extras, _cpu(), (19.0, 4.0, 4.0), 3, 7
+        ),
         runs=tuple(ScalingRun(k, 40 * k, 40 * k / r, _cpu()) for k, r in rates.items()),
         sleep_ms=200,
         jobs_per_process=40,
@@ -75,6 +78,31 @@ def test_ratios_are_relative_to_one_process() -> None:
     runs = [ScalingRun(1, 40, 10.0), ScalingRun(2, 80, 10.0), ScalingRun(4, 160, 16.0)]
     assert ratios(runs) == {1: 1.0, 2: 2.0, 4: 2.5}
     assert ratios(runs[1:]) == {}  # no baseline, no ratios
+
+
+def test_each_process_count_counts_its_best_pass() -> None:
+    runs = [
+        ScalingRun(1, 40, 10.0, pass_no=1),  # 4.0/s: disturbed
+        ScalingRun(2, 80, 10.0, pass_no=1),  # 8.0/s
+        ScalingRun(1, 40, 8.0, pass_no=2),  # 5.0/s
+        ScalingRun(2, 80, 11.0, pass_no=2),  # 7.3/s
+    ]
+    best = best_runs(runs)
+    assert [(k, r.pass_no) for k, r in best.items()] == [(1, 2), (2, 1)]
+    assert ratios(runs) == {1: 1.0, 2: pytest.approx(1.6)}  # best against best
+    report = _report()
+    twice = Report(
+        report.when, report.command, report.machine, report.latency,
+        (*report.runs, *(ScalingRun(k, 40 * k, 40 * k / 4.0, None, 2) for k in (1, 2, 4, 8))),
+        200, 40, 2.0,
+    )  # fmt: skip
+    rows = [line for line in render(twice).splitlines() if line.startswith(("| 1 |", "| 8 |"))]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    assert [c[3:6] for c in cells] == [
+        ["4.80", "4.00 (— load)", "1.00×"],
+        ["30.00", "4.00 (— load)", "6.25×"],
+    ]
+    assert "run in 2 passes" in render(twice) and "run in 1 pass " in render(report)
 
 
 def test_goals_pass_at_the_boundary_and_miss_beyond() -> None:
@@ -111,11 +139,16 @@ def test_render_puts_figures_ratios_and_verdicts_side_by_side() -> None:
     assert "| **total: request → finished_at** | **12.0 ms** | **40.0 ms** | **45.0 ms** |" in text
     row = next(line for line in text.splitlines() if line.startswith("| 8 |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[:7] == ["8", "320", "10.67 s", "30.00", "6.25×", "≥ 6.80×", "MISS"]
-    assert cells[7] == "40.0 (75%)"  # ideal 8·1000/200 and how much of it was reached
+    assert cells[:8] == ["8", "320", "10.67 s", "30.00", "—", "6.25×", "≥ 6.80×", "MISS"]
+    assert cells[8] == "40.0 (75%)"  # ideal 8·1000/200 and how much of it was reached
     assert "| overhead p50 ≤ 25 ms | 12.0 ms | PASS |" in text
     assert "| 8 processes ≥ 6.80× one | 6.25× | MISS |" in text
     assert "Where the time goes" in text and "Scaling:" in text
+    assert (
+        "CPU per request" in text and "worker 20.0 ms (Celery's main process 7.5 ms of it)" in text
+    )
+    assert "ran 19.0 SQL statements in 4.0 transactions (4.0 pool checkouts" in text
+    assert "3 of 200 requests took over 100 ms; PostgreSQL ran 7 checkpoints" in text
 
 
 def test_render_tables_are_well_formed() -> None:

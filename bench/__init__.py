@@ -1,0 +1,1 @@
+"""Benchmarks: `stylebot bench queue` (bench.queue) and bench/classic_speed.py."""
