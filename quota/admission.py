@@ -21,6 +21,7 @@ class Verdict:
     reason: str | None = None  # closed | paused | no_workers | busy
     wait_s: float | None = None  # estimated time to the result, if admitted now
     retry_after_s: float | None = None  # for busy: when the wait should be acceptable again
+    load: Load | None = None  # the measurement behind the verdict, reused when admitting
 
 
 def sort_key(tier: Tier, now: datetime) -> datetime:
@@ -75,11 +76,11 @@ def assess(
     key = fair_sort_key(session, tier, now, load, tiers or tiers_from_settings(settings))
     wait = load.wait_for(jobs_ahead(session, key))
     if wait is None:
-        return Verdict(False, "no_workers")
+        return Verdict(False, "no_workers", load=load)
     if wait > tier.max_wait_s:
         # The queue ahead drains at the measured rate; once the excess has drained, it fits.
-        return Verdict(False, "busy", wait_s=wait, retry_after_s=wait - tier.max_wait_s)
-    return Verdict(True, wait_s=wait)
+        return Verdict(False, "busy", wait, wait - tier.max_wait_s, load)
+    return Verdict(True, wait_s=wait, load=load)
 
 
 def record_rejection(session: Session, user_id: str, tier: str, reason: str, now: datetime) -> None:

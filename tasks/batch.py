@@ -46,7 +46,10 @@ def _gather(ctx: WorkerContext, task_id: str) -> list[Job]:
         jobs = claim_batch(
             s, task_id=task_id, worker_id=ctx.worker_id, now=utcnow(), limit=s_.max_batch
         )
-    if jobs and len(jobs) < s_.max_batch and s_.batch_wait_ms and jobs[0].attempts == 1:
+        wait = bool(jobs) and len(jobs) < s_.max_batch and s_.batch_wait_ms > 0
+        if len(jobs) > 1 and not wait:
+            set_batch_size(s, [job.id for job in jobs])  # one transaction for the common case
+    if wait and jobs[0].attempts == 1:
         time.sleep(s_.batch_wait_ms / 1000)
         with transaction(ctx.engine) as s:
             jobs += claim_more(
@@ -57,9 +60,8 @@ def _gather(ctx: WorkerContext, task_id: str) -> list[Job]:
                 now=utcnow(),
                 limit=s_.max_batch - len(jobs),
             )
-    if jobs:
-        with transaction(ctx.engine) as s:
-            set_batch_size(s, [job.id for job in jobs])
+            if len(jobs) > 1:
+                set_batch_size(s, [job.id for job in jobs])
     return jobs
 
 

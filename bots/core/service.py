@@ -17,7 +17,7 @@ from bots.core.requests import ImageRequest, Reply, Sender
 from bots.core.runtime import Runtime
 from quota import QuotaDenied, next_reset, quota_day, reserve
 from quota.admission import Verdict, assess, current_load, fair_sort_key, record_rejection
-from quota.capacity import jobs_before
+from quota.capacity import Load, jobs_before
 from quota.controls import user_limit
 from quota.lifecycle import cancel, finish_failed
 from storage.db import transaction
@@ -141,7 +141,9 @@ class Core:
         job_id = uuid.uuid4().hex
         self.rt.store.save_input(job_id, image)  # downsized, EXIF-free PNG
         try:
-            job, position = self._admit(req, job_id, digest, bucket_for(*image.size), now)
+            job, position = self._admit(
+                req, job_id, digest, bucket_for(*image.size), verdict.load, now
+            )
         except QuotaDenied as denied:
             self.rt.store.delete_input(job_id)
             with transaction(self.rt.engine) as s:
@@ -154,7 +156,13 @@ class Core:
         return self._enqueue(job, position, verdict.wait_s, req.sender.locale)
 
     def _admit(
-        self, req: ImageRequest, job_id: str, digest: str, bucket: str, now: datetime
+        self,
+        req: ImageRequest,
+        job_id: str,
+        digest: str,
+        bucket: str,
+        load: Load | None,
+        now: datetime,
     ) -> tuple[Job, int]:
         day = quota_day(now, self.rt.settings.zone)
         with transaction(self.rt.engine) as s:
@@ -162,7 +170,8 @@ class Core:
             tier = self.rt.tiers[user.tier]
             limit, _ = user_limit(s, user, tier, self.rt.settings.surge_min_free_limit)
             # Before the reservation: a SELECT would autoflush its ledger row before the job row.
-            key = fair_sort_key(s, tier, now, current_load(s, now, self.rt.settings), self.rt.tiers)
+            load = load or current_load(s, now, self.rt.settings)
+            key = fair_sort_key(s, tier, now, load, self.rt.tiers)
             reserve(
                 s,
                 user_id=user.id,
