@@ -120,8 +120,14 @@ def test_a_photo_then_a_tap_on_the_style_keyboard(live: Stack, uid: int) -> None
     result = result_for(live, uid, photo["message_id"])
     assert "Arcane" in result.params["caption"]
     assert emu.calls_of("answerCallbackQuery")
-    edits = emu.calls_of("editMessageText", chat_id=uid, message_id=keyboard.result["message_id"])
-    assert edits and "queued" in edits[0].params["text"]  # the keyboard became the status
+    # The keyboard becomes the status message; a fast worker may deliver the result before
+    # the handler's edit lands, so wait for the edit rather than expect it already.
+    status_id = keyboard.result["message_id"]
+    edits = emu.wait_for(
+        lambda: emu.calls_of("editMessageText", chat_id=uid, message_id=status_id),
+        what="the keyboard edited into the status",
+    )
+    assert "queued" in edits[0].params["text"]
 
 
 def test_a_style_command_then_the_next_photo(live: Stack, uid: int) -> None:
