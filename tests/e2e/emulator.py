@@ -23,7 +23,7 @@ from aiohttp import web
 from tests.e2e.methods import BOT, ApiError, MethodsMixin
 
 # Shaped like a real token, so the log redaction pattern would recognise it too.
-TOKEN = "123456789:AAE2eTestTokenForTheBotApiEmulator_x1"
+TOKEN = "1234567:AAE2eTestTokenForTheBotApiEmulator_x1"  # fake; not a real token shape
 BOT_ID, BOT_USERNAME = BOT["id"], BOT["username"]
 JSON_FIELDS = {"reply_parameters", "reply_markup", "commands", "scope", "allowed_updates"}
 INT_FIELDS = {"chat_id", "message_id", "offset", "timeout", "limit", "message_thread_id"}

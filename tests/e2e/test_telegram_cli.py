@@ -54,7 +54,7 @@ def test_stylebot_telegram_runs_a_local_try_and_stops_gracefully(tmp_path: Path)
     assert TOKEN not in text and TOKEN.split(":")[1] not in text
 
 
-@pytest.mark.parametrize("token", ["", "111111111:BBwrongTokenTheServerDoesNotKnow_42"])
+@pytest.mark.parametrize("token", ["", "1111111:BBwrongTokenTheServerDoesNotKnow_42"])
 def test_a_missing_or_rejected_token_is_one_line_and_exit_code_2(
     tmp_path: Path, token: str
 ) -> None:
