@@ -30,13 +30,12 @@ def put(session: Session, key: str, value: str, now: datetime) -> None:
 
 def swap(session: Session, key: str, old: str, new: str, now: datetime) -> bool:
     """Compare-and-set, so two bot processes can't both step the same level."""
-    put_default = session.get(Control, key) is None
-    if put_default:
-        session.execute(
-            upsert_insert(session, Control)
-            .values(key=key, value=old, updated_at=now)
-            .on_conflict_do_nothing(index_elements=["key"])
-        )
+    # A missing row holds the default `old`; create it so the conditional UPDATE can match.
+    session.execute(
+        upsert_insert(session, Control)
+        .values(key=key, value=old, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
     result = session.execute(
         update(Control)
         .where(col(Control.key) == key, col(Control.value) == old)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -78,7 +77,3 @@ def publisher(settings: Settings) -> Any:
         app.send_task(STYLIZE_TASK, args=[job_id], queue=GPU_QUEUE)
 
     return enqueue
-
-
-def data_path(settings: Settings, *parts: str) -> Path:
-    return settings.data_dir.joinpath(*parts).resolve()

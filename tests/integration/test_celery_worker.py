@@ -13,40 +13,21 @@ from PIL import Image
 from sqlmodel import select
 
 from bots.console.adapter import ConsoleChat, ConsoleSender
-from bots.core import Core, Delivery, Runtime, build_runtime
+from bots.core import Core, Delivery, Runtime
 from storage.db import transaction
-from storage.migrate import upgrade
 from storage.models import FINISHED, Job, Usage
-from storage.settings import Settings
 from tasks.worker import spawn_worker, stop_worker
 from tests.conftest import make_photo, pretend_a_worker_is_live
-from tests.dbutil import fresh_database
-from tests.services import redis_url
+from tests.services import live_stack
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[Runtime, dict[str, str]]]:
-    broker = redis_url()
-    with fresh_database("postgres", tmp_path) as db:
-        upgrade(db)
-        env = {
-            "STYLEBOT_DATABASE_URL": db,
-            "STYLEBOT_BROKER_URL": broker,
-            "STYLEBOT_DATA_DIR": str(tmp_path / "data"),
-            "STYLEBOT_BACKEND": "classic",
-        }
-        settings = Settings(
-            data_dir=tmp_path / "data",
-            database_url=db,
-            broker_url=broker,
-            _env_file=None,  # type: ignore[call-arg]
-        )
-        rt = build_runtime(settings)
+    with live_stack(tmp_path, STYLEBOT_BACKEND="classic") as (rt, env):
         pretend_a_worker_is_live(rt)  # admit requests before the real worker is up
         yield rt, env
-        rt.engine.dispose()
 
 
 def _wait_finished(rt: Runtime, ids: list[str], limit_s: float = 90) -> list[Job]:

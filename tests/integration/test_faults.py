@@ -11,15 +11,12 @@ from pathlib import Path
 import pytest
 
 from bots.console.adapter import ConsoleChat
-from bots.core import Core, Runtime, build_runtime
+from bots.core import Core, Runtime
 from storage.db import transaction
-from storage.migrate import upgrade
 from storage.models import Job
-from storage.settings import Settings
 from tasks.worker import spawn_worker, stop_worker
 from tests.conftest import make_photo, pretend_a_worker_is_live
-from tests.dbutil import fresh_database
-from tests.services import redis_url
+from tests.services import live_stack
 
 pytestmark = pytest.mark.integration
 
@@ -42,21 +39,9 @@ def _job_when(rt: Runtime, job_id: str, statuses: tuple[str, ...], limit_s: floa
 
 
 def test_killed_worker_child_means_redelivery_and_one_more_attempt(tmp_path: Path) -> None:
-    broker = redis_url()
-    with fresh_database("postgres", tmp_path) as db:
-        upgrade(db)
-        env = {
-            "STYLEBOT_DATABASE_URL": db,
-            "STYLEBOT_BROKER_URL": broker,
-            "STYLEBOT_DATA_DIR": str(tmp_path / "data"),
-            "STYLEBOT_BACKEND": "sleep",
-            "STYLEBOT_SLEEP_BACKEND_MS": "1500",
-        }
-        settings = Settings(
-            data_dir=tmp_path / "data", database_url=db, broker_url=broker, _env_file=None
-        )  # type: ignore[call-arg]
-        rt = build_runtime(settings)
-        pretend_a_worker_is_live(rt)  # admit requests before the real worker is up
+    sleepy = {"STYLEBOT_BACKEND": "sleep", "STYLEBOT_SLEEP_BACKEND_MS": "1500"}
+    with live_stack(tmp_path, **sleepy) as (rt, env):
+        pretend_a_worker_is_live(rt)  # admit the request before the real worker is up
         reply = ConsoleChat(Core(rt), "console:victim").handle_line(
             f"/ghibli {make_photo(tmp_path / 'p.jpg')}"
         )
@@ -69,7 +54,6 @@ def test_killed_worker_child_means_redelivery_and_one_more_attempt(tmp_path: Pat
             job = _job_when(rt, reply.job_id, ("done", "failed"))
         finally:
             stop_worker(worker)
-            rt.engine.dispose()
     log = (tmp_path / "worker.log").read_text()
     assert job.status == "done", log
     assert job.attempts == 2
