@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLATFORMS = ("telegram", "discord", "console")
@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(default=3600, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=20)
     device: str = "auto"  # diffusers backend: auto | cuda | cpu
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"  # auto: fp16 on CUDA
+    compile: Literal["off", "unet", "full"] = "off"  # torch.compile the UNet (full: + VAE)
+    compile_mode: Literal[
+        "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"
+    ] = "default"
+    warmup: bool = True  # load and run (compile) the models before taking jobs
+    warmup_buckets: str = "512x512,512x768,768x512"  # shapes compiled at warm-up
+    vae_slicing: bool = False  # decode a batch one image at a time (less VRAM)
     max_batch: int = Field(default=8, ge=1, le=64)  # jobs of one style and size per call
     batch_wait_ms: int = Field(default=50, ge=0, le=5000)  # how long to gather a batch
     sleep_backend_ms: int = Field(default=200, ge=0)  # the fixed-duration fake backend
@@ -99,6 +107,20 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("warmup_buckets")
+    @classmethod
+    def _known_buckets(cls, value: str) -> str:
+        from tasks.buckets import parse_buckets
+
+        return ",".join(parse_buckets(value))
+
+    @model_validator(mode="after")
+    def _compile_needs_warmup(self) -> Settings:
+        if self.compile != "off" and not self.warmup:
+            # Compiling inside a job would take minutes and hit the task's time limit.
+            raise ValueError("STYLEBOT_COMPILE needs STYLEBOT_WARMUP=true")
+        return self
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -120,5 +142,6 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else "?"
-        raise SettingsError(f"STYLEBOT_{field.upper()}: {err['msg']}") from None
+        if not err["loc"]:  # a rule across settings names its variables itself
+            raise SettingsError(err["msg"].removeprefix("Value error, ")) from None
+        raise SettingsError(f"STYLEBOT_{str(err['loc'][0]).upper()}: {err['msg']}") from None

@@ -83,6 +83,7 @@ def _load(ctx: WorkerContext, job: Job) -> Image.Image | None:
 
 def _style(ctx: WorkerContext, loaded: list[tuple[Job, Image.Image]]) -> None:
     jobs, images = [j for j, _ in loaded], [img for _, img in loaded]
+    start = time.perf_counter()
     try:
         outputs = ctx.backend.stylize(images, ctx.styles[jobs[0].style])
     except SoftTimeLimitExceeded:
@@ -98,8 +99,21 @@ def _style(ctx: WorkerContext, loaded: list[tuple[Job, Image.Image]]) -> None:
         log.warning("job_failed job=%s error=%s", jobs[0].id, type(exc).__name__)
         fail(ctx, jobs[0], type(exc).__name__)
         return
+    log.info(
+        "batch_done size=%d style=%s seconds=%.3f%s",
+        len(jobs),
+        jobs[0].style,
+        time.perf_counter() - start,
+        _vram(ctx),
+    )
     for job, styled in zip(jobs, outputs, strict=True):
         _finish(ctx, job, styled)
+
+
+def _vram(ctx: WorkerContext) -> str:
+    """' vram_peak_mib=N' for a backend on a GPU, else ''."""
+    peak = getattr(ctx.backend, "vram_peak_mib", lambda: None)()
+    return "" if peak is None else f" vram_peak_mib={peak:.0f}"
 
 
 def _finish(ctx: WorkerContext, job: Job, styled: Image.Image) -> None:

@@ -25,7 +25,7 @@ class StylePreset:
     strength: float = 0.6
     steps: int = 30
     guidance: float = 7.5
-    size: int = 512  # long side, in pixels, of the diffusers working image
+    size: int = 512  # the model's native square side: working shapes scale with it
     classic: dict[str, Any] = field(default_factory=dict)  # parameters of the CPU look
 
     def display_name(self, locale: str) -> str:

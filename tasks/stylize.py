@@ -6,7 +6,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -21,8 +20,10 @@ from storage.jobs import beat, forget_worker
 from storage.models import utcnow
 from storage.settings import Settings
 from tasks.app import STYLIZE_TASK
-from tasks.backends import Backend, make_backend
+from tasks.backends import Backend, PipelineOptions, WarmsUp, make_backend
+from tasks.backends.base import batch_sizes_for
 from tasks.batch import run_next
+from tasks.buckets import parse_buckets
 from tasks.styles import StylePreset, load_styles
 
 log = logging.getLogger("stylebot.worker")
@@ -50,25 +51,59 @@ class WorkerContext:
             styles=load_styles(settings.styles_file),
             backend=backend
             or make_backend(
-                settings.backend, device=settings.device, sleep_ms=settings.sleep_backend_ms
+                settings.backend,
+                options=pipeline_options(settings),
+                sleep_ms=settings.sleep_backend_ms,
             ),
         )
+
+    def warm_up(self) -> None:
+        """Let the backend load (and compile) its models, if it has start-up work to do."""
+        if not (self.settings.warmup and isinstance(self.backend, WarmsUp)):
+            return
+        report = self.backend.warm_up(self.styles.values())
+        log.info("model_ready worker=%s %s", self.worker_id, report.fields())
 
     def heartbeat(self) -> None:
         with transaction(self.engine) as s:
             beat(s, self.worker_id, utcnow())
 
 
-def start_heartbeat(ctx: WorkerContext) -> threading.Thread:
-    """Beat every `worker_heartbeat_s` from a daemon thread, so admission can count this worker."""
+def pipeline_options(settings: Settings) -> PipelineOptions:
+    """The diffusers backend's options from the settings."""
+    return PipelineOptions(
+        device=settings.device,
+        dtype=settings.dtype,
+        compile=settings.compile,
+        compile_mode=settings.compile_mode,
+        batch_sizes=batch_sizes_for(settings.max_batch),
+        warmup_buckets=parse_buckets(settings.warmup_buckets),
+        vae_slicing=settings.vae_slicing,
+    )
+
+
+def start_heartbeat(ctx: WorkerContext, stop: threading.Event | None = None) -> threading.Thread:
+    """Warm the backend up, then beat every `worker_heartbeat_s`, from a daemon thread
+    (until `stop` is set, if given; a worker's runs as long as its process).
+
+    Admission counts a worker by its heartbeat, so a worker still loading or compiling its
+    model (minutes, for a compiled GPU pipeline) is not promised to anyone. Warm-up runs here
+    rather than in worker_process_init, whose caller gives a child only seconds to report.
+    """
+
+    stopped = stop or threading.Event()
 
     def loop() -> None:
-        while True:
+        try:
+            ctx.warm_up()
+        except Exception:  # jobs will load the model lazily; say why warm-up did not
+            log.exception("warmup_failed worker=%s", ctx.worker_id)
+        while not stopped.is_set():
             try:
                 ctx.heartbeat()
             except Exception as exc:  # the database may blip; the next beat will tell
                 log.warning("heartbeat_failed error=%s", type(exc).__name__)
-            time.sleep(ctx.settings.worker_heartbeat_s)
+            stopped.wait(ctx.settings.worker_heartbeat_s)
 
     thread = threading.Thread(target=loop, name="stylebot-heartbeat", daemon=True)
     thread.start()

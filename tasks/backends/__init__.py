@@ -6,15 +6,17 @@ so a classic or fake worker never imports them.
 
 from __future__ import annotations
 
-from tasks.backends.base import Backend
+from tasks.backends.base import Backend, PipelineOptions, WarmsUp, WarmupReport
 
-__all__ = ["BACKENDS", "Backend", "make_backend"]
+__all__ = ["BACKENDS", "Backend", "PipelineOptions", "WarmsUp", "WarmupReport", "make_backend"]
 
 BACKENDS = ("classic", "diffusers", "null", "sleep")
 
 
-def make_backend(name: str, *, device: str = "auto", sleep_ms: int = 200) -> Backend:
-    """Build the backend called `name`; `device` is for diffusers, `sleep_ms` for sleep."""
+def make_backend(
+    name: str, *, options: PipelineOptions | None = None, sleep_ms: int = 200
+) -> Backend:
+    """Build the backend called `name`; `options` are for diffusers, `sleep_ms` for sleep."""
     if name == "classic":
         from tasks.backends.classic import ClassicBackend
 
@@ -22,7 +24,7 @@ def make_backend(name: str, *, device: str = "auto", sleep_ms: int = 200) -> Bac
     if name == "diffusers":
         from tasks.backends.diffusers import DiffusersBackend
 
-        return DiffusersBackend(device=device)
+        return DiffusersBackend(options)
     if name == "null":
         from tasks.backends.fakes import NullBackend
 

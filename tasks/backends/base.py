@@ -1,12 +1,14 @@
-"""The styling backend interface: a list of images and a style in, a list of images out."""
+"""The styling backend interface, and the options of the GPU pipeline (no torch imported here)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
+from tasks.buckets import BUCKETS
 from tasks.styles import StylePreset
 
 
@@ -16,3 +18,60 @@ class Backend(Protocol):
     def stylize(self, images: Sequence[Image.Image], style: StylePreset) -> list[Image.Image]:
         """Return one styled RGB image per input, in order. Raise on failure."""
         ...
+
+
+@runtime_checkable
+class WarmsUp(Protocol):
+    """A backend with start-up work (load weights, compile) to do before it takes jobs."""
+
+    def warm_up(self, styles: Iterable[StylePreset]) -> WarmupReport:
+        """Get ready to serve `styles`; called once per worker process, before its heartbeat."""
+        ...
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """How the diffusers backend runs its pipelines (from the STYLEBOT_ settings)."""
+
+    device: str = "auto"  # auto | cuda | cpu | cuda:N
+    dtype: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU) | float16 | bfloat16 | float32
+    compile: str = "off"  # off | unet | full (UNet, VAE encoder and decoder)
+    compile_mode: str = "default"  # torch.compile mode (inductor only)
+    compile_backend: str = "inductor"  # tests use "eager": graph capture without codegen
+    batch_sizes: tuple[int, ...] = (1,)  # compiled: a batch is padded up to the next of these
+    warmup_buckets: tuple[str, ...] = tuple(BUCKETS)  # shapes compiled (or tried) at warm-up
+    vae_slicing: bool = False  # decode one image at a time: less VRAM, a little slower
+    seed: int = 0
+
+
+def batch_sizes_for(max_batch: int) -> tuple[int, ...]:
+    """The batch sizes a compiled pipeline is warmed for: 1, then ×4 steps, then max_batch.
+
+    Each size is one compiled graph per bucket (minutes on a GPU), so there are few of them; a
+    batch between two sizes is padded up, which costs GPU time only when there is spare.
+    """
+    sizes = {1, max_batch}
+    size = 4
+    while size < max_batch:
+        sizes.add(size)
+        size *= 4
+    return tuple(sorted(sizes))
+
+
+@dataclass(frozen=True)
+class WarmupReport:
+    """What a worker's start-up cost, for its `model_ready` log line and the GPU benchmark."""
+
+    models: int
+    load_s: float  # from_pretrained + moving to the device, all models
+    warmup_s: float  # the warm-up calls (compilation included), all models
+    calls: int  # warm-up pipeline calls: one per model, bucket and batch size
+    graphs: int  # graphs compiled during warm-up (0 when not compiling)
+    vram_peak_mib: float | None  # CUDA only
+
+    def fields(self) -> str:
+        vram = "n/a" if self.vram_peak_mib is None else f"{self.vram_peak_mib:.0f}"
+        return (
+            f"models={self.models} load_s={self.load_s:.1f} warmup_s={self.warmup_s:.1f}"
+            f" calls={self.calls} graphs={self.graphs} vram_peak_mib={vram}"
+        )

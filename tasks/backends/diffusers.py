@@ -1,13 +1,25 @@
 """The GPU look: Stable Diffusion img2img through diffusers, one pipeline call per batch.
 
+The fast path (measured on an H100, see BENCHMARKS.md and ../shared/ARCHITECTURE.md):
+- fp16 on CUDA; attention through PyTorch's SDPA (diffusers' default processor on torch 2).
+- Every image is fitted into one of a few fixed bucket shapes (aspect kept, mirrored border,
+  cropped off again afterwards), so a batch has one shape and a compiled graph is reused.
+- Optional torch.compile of the UNet (or UNet + VAE) with static shapes. Warm-up at worker
+  start compiles every (bucket, batch size) pair the worker will see; batches are padded up
+  to the next warmed size. After warm-up the compiler's stance is "eager_on_recompile": a shape
+  nobody warmed runs uncompiled instead of stalling a job for minutes of compilation.
+- channels_last is not used: it was slower in the reference run.
+
 Imports torch and diffusers, so only make_backend("diffusers") should import this module.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import diffusers.utils
@@ -16,12 +28,16 @@ import torch
 from diffusers import AutoPipelineForImage2Image
 from PIL import Image
 
+from tasks.backends.base import PipelineOptions, WarmupReport
+from tasks.buckets import bucket_for, bucket_shape, fit_inside
 from tasks.styles import StylePreset
 
-SIZE_MULTIPLE = 8  # the VAE downsamples by 8; other sizes get cropped or resized by diffusers
+log = logging.getLogger("stylebot.worker")
+
 # diffusers deprecated from_pretrained's torch_dtype for dtype (huggingface/diffusers#14205);
 # releases before that ignore an unknown dtype= and would silently load fp32, so detect it.
 DTYPE_KWARG = "dtype" if hasattr(diffusers.utils, "_resolve_dtype") else "torch_dtype"
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
 class DiffusersBackend:
@@ -29,38 +45,108 @@ class DiffusersBackend:
 
     name = "diffusers"
 
-    def __init__(self, device: str = "auto", seed: int = 0) -> None:
-        self.device = _resolve_device(device)
-        # fp16 halves memory and roughly doubles throughput on GPUs; CPUs lack fast fp16 kernels.
-        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
-        self.seed = seed
+    def __init__(self, options: PipelineOptions | None = None, *, device: str | None = None):
+        opts = options or PipelineOptions()
+        if device is not None:
+            opts = PipelineOptions(**{**opts.__dict__, "device": device})
+        self.options = opts
+        self.device = _resolve_device(opts.device)
+        self.dtype = _resolve_dtype(opts.dtype, self.device)
+        self.compiled = opts.compile != "off"
         self._pipelines: dict[str, Any] = {}
+        self._warm_graphs: int | None = None  # compiled graphs when warm-up ended
         # Pipelines keep per-call scheduler state: serialise loads and calls in threaded pools.
         self._lock = threading.Lock()
+        if self.compiled:
+            _allow_graphs(len(opts.warmup_buckets) * len(opts.batch_sizes))
+
+    # --- serving --------------------------------------------------------------------------
 
     def stylize(self, images: Sequence[Image.Image], style: StylePreset) -> list[Image.Image]:
-        """Return one styled RGB image per input, in order, from a single pipeline call."""
-        if not images:
-            return []
+        """Return one styled RGB image per input, in order: one pipeline call per size bucket
+        (a worker's batch is claimed from one bucket, so that is one call)."""
         rgb = [img.convert("RGB") for img in images]
-        sizes = [work_size(img.size, style.size) for img in rgb]
-        # One call needs one shape: pad smaller working images up to the batch's largest.
-        canvas = (max(w for w, _ in sizes), max(h for _, h in sizes))
-        batch = [
-            _pad(img.resize(s, Image.Resampling.LANCZOS), canvas)
-            for img, s in zip(rgb, sizes, strict=True)
-        ]
+        by_bucket: dict[str, list[int]] = {}
+        for i, img in enumerate(rgb):
+            by_bucket.setdefault(bucket_for(*img.size), []).append(i)
+        outs: list[Image.Image | None] = [None] * len(rgb)
         with self._lock:
-            outs = self._run(self._pipeline(style.model), batch, style)
-        return [
-            out.crop((0, 0, *s)).resize(img.size, Image.Resampling.LANCZOS).convert("RGB")
-            for out, s, img in zip(outs, sizes, rgb, strict=True)
-        ]
+            pipe = self._pipeline(style.model) if rgb else None
+            for bucket, idx in by_bucket.items():
+                styled = self._bucket_call(pipe, [rgb[i] for i in idx], bucket, style)
+                for i, out in zip(idx, styled, strict=True):
+                    outs[i] = out
+        return [out for out in outs if out is not None]
 
     def pipeline(self, model: str) -> Any:
-        """The pipeline for `model`, loading it on first use (e.g. to warm a worker up)."""
+        """The pipeline for `model`, loading it on first use."""
         with self._lock:
             return self._pipeline(model)
+
+    def padded_size(self, n: int) -> int:
+        """The batch size a call of `n` images runs at: the next warmed size when compiled."""
+        if not self.compiled:
+            return n
+        return next((s for s in self.options.batch_sizes if s >= n), n)
+
+    @property
+    def graphs_since_warmup(self) -> int | None:
+        """Graphs compiled after warm-up ended (the goal is 0); None before warm-up."""
+        return None if self._warm_graphs is None else _graph_count() - self._warm_graphs
+
+    def vram_peak_mib(self) -> float | None:
+        """Peak CUDA memory this process has allocated, in MiB; None on CPU."""
+        if self.device.type != "cuda":
+            return None
+        return torch.cuda.max_memory_allocated(self.device) / 2**20
+
+    # --- start-up -------------------------------------------------------------------------
+
+    def warm_up(self, styles: Iterable[StylePreset]) -> WarmupReport:
+        """Load every style's model and run it once per warmed (bucket, batch size) shape.
+
+        Uncompiled, one call per model is enough (CUDA context, kernel selection). Compiled,
+        each shape compiles its graph here rather than in a job; then the compiler is told to
+        run any shape it has not seen eagerly instead of recompiling.
+        """
+        firsts: dict[str, StylePreset] = {}  # each model warms with its first style's settings
+        for style in styles:
+            firsts.setdefault(style.model, style)
+        load_s = warm_s = 0.0
+        calls = 0
+        with self._lock:
+            graphs_before = _graph_count()
+            for model, style in firsts.items():
+                start = time.perf_counter()
+                pipe = self._pipeline(model)
+                _sync(self.device)
+                load_s += time.perf_counter() - start
+                start = time.perf_counter()
+                for bucket, n in self._warm_shapes():
+                    grey = Image.new("RGB", bucket_shape(bucket, style.size), (128, 128, 128))
+                    self._run(pipe, [grey] * n, style)
+                    calls += 1
+                _sync(self.device)
+                warm_s += time.perf_counter() - start
+            if self.compiled:
+                torch.compiler.set_stance("eager_on_recompile")
+            self._warm_graphs = _graph_count()
+        return WarmupReport(
+            models=len(firsts),
+            load_s=load_s,
+            warmup_s=warm_s,
+            calls=calls,
+            graphs=self._warm_graphs - graphs_before,
+            vram_peak_mib=self.vram_peak_mib(),
+        )
+
+    def _warm_shapes(self) -> list[tuple[str, int]]:
+        buckets = self.options.warmup_buckets
+        if not self.compiled:
+            return [(buckets[0], 1)] if buckets else []
+        return [(b, n) for b in buckets for n in self.options.batch_sizes]
+
+    # --- internals ------------------------------------------------------------------------
 
     def _pipeline(self, model: str) -> Any:
         pipe = self._pipelines.get(model)
@@ -69,7 +155,7 @@ class DiffusersBackend:
         return pipe
 
     def _load(self, model: str) -> Any:
-        """Load `model` for img2img on this backend's device and dtype."""
+        """Load `model` for img2img on this backend's device and dtype; compile if asked."""
         pipe = AutoPipelineForImage2Image.from_pretrained(
             model,
             **{DTYPE_KWARG: self.dtype},
@@ -79,14 +165,42 @@ class DiffusersBackend:
         )
         pipe = pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
+        if self.options.vae_slicing:
+            pipe.vae.enable_slicing()
+        if self.compiled:
+            opts = self.options
+            kwargs: dict[str, Any] = {"dynamic": False, "backend": opts.compile_backend}
+            if opts.compile_backend == "inductor" and opts.compile_mode != "default":
+                kwargs["mode"] = opts.compile_mode
+            pipe.unet.compile(**kwargs)  # in place: diffusers still sees a UNet2DConditionModel
+            if self.options.compile == "full":
+                pipe.vae.encoder.compile(**kwargs)
+                pipe.vae.decoder.compile(**kwargs)
         return pipe
+
+    def _bucket_call(
+        self, pipe: Any, images: list[Image.Image], bucket: str, style: StylePreset
+    ) -> list[Image.Image]:
+        """Fit each image into the bucket's shape, run one call, undo the fitting."""
+        box = bucket_shape(bucket, style.size)
+        fits = [fit_inside(img.size, box) for img in images]
+        batch = [
+            _mirror_pad(img.resize(fit, Image.Resampling.LANCZOS), box)
+            for img, fit in zip(images, fits, strict=True)
+        ]
+        batch += [batch[-1]] * (self.padded_size(len(batch)) - len(batch))  # results dropped
+        outs = self._run(pipe, batch, style)
+        return [
+            out.crop((0, 0, *fit)).resize(img.size, Image.Resampling.LANCZOS).convert("RGB")
+            for out, fit, img in zip(outs, fits, images, strict=False)
+        ]
 
     def _run(self, pipe: Any, batch: list[Image.Image], style: StylePreset) -> list[Image.Image]:
         """One pipeline call for the whole batch."""
         n = len(batch)
         # One generator per image, all with the same seed: an image's result does not depend
         # on its batch-mates. CPU generators give the same noise whatever the device.
-        generators = [torch.Generator("cpu").manual_seed(self.seed) for _ in range(n)]
+        generators = [torch.Generator("cpu").manual_seed(self.options.seed) for _ in range(n)]
         result = pipe(
             prompt=[style.prompt] * n,
             negative_prompt=[style.negative_prompt] * n,
@@ -100,20 +214,12 @@ class DiffusersBackend:
         return list(result.images)
 
 
-def work_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
-    """(w, h) with the long side `long_side`, aspect kept, both sides multiples of 8."""
-    w, h = size
-    scale = long_side / max(w, h)
-    snap = SIZE_MULTIPLE
-    return max(snap, round(w * scale / snap) * snap), max(snap, round(h * scale / snap) * snap)
-
-
 def min_steps(steps: int, strength: float) -> int:
     """Raise `steps` so that strength * steps leaves at least one denoising step to run."""
     return max(steps, math.ceil(1.0 / strength))
 
 
-def _pad(img: Image.Image, canvas: tuple[int, int]) -> Image.Image:
+def _mirror_pad(img: Image.Image, canvas: tuple[int, int]) -> Image.Image:
     """Extend `img` right and down to `canvas` by mirroring, which img2img restyles plausibly."""
     w, h = img.size
     if (w, h) == canvas:
@@ -121,6 +227,27 @@ def _pad(img: Image.Image, canvas: tuple[int, int]) -> Image.Image:
     arr = np.asarray(img)
     padded = np.pad(arr, ((0, canvas[1] - h), (0, canvas[0] - w), (0, 0)), mode="symmetric")
     return Image.fromarray(padded, "RGB")
+
+
+def _graph_count() -> int:
+    """Graphs TorchDynamo has compiled in this process (each new shape adds one)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def _allow_graphs(shapes: int) -> None:
+    """Let each compiled module hold a graph per warmed shape (Dynamo's default limit is 8)."""
+    config = torch._dynamo.config
+    limit = max(8, shapes + 2)
+    for name in ("recompile_limit", "cache_size_limit"):  # the new name, and the old alias
+        if hasattr(config, name) and getattr(config, name) < limit:
+            setattr(config, name, limit)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -131,3 +258,12 @@ def _resolve_device(device: str) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} requested but CUDA is not available")
     return resolved
+
+
+def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """'auto': fp16 on CUDA (about twice fp32's speed), fp32 on CPU (no fast fp16 kernels)."""
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if name not in DTYPES:
+        raise ValueError(f"dtype {name!r}: use auto, {', '.join(DTYPES)}")
+    return DTYPES[name]

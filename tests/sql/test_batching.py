@@ -136,9 +136,10 @@ def test_tiny_diffusers_pipeline_batch(
     runtime: Runtime, core: Core, tmp_path: Path, tiny_model: Path
 ) -> None:
     pytest.importorskip("diffusers")
+    from tasks.backends import PipelineOptions
     from tasks.backends.diffusers import DiffusersBackend
 
-    backend = DiffusersBackend(device="cpu")
+    backend = DiffusersBackend(PipelineOptions(device="cpu"))
     ctx = WorkerContext.build(runtime.settings, backend=backend)
     tiny = StylePreset(
         "ghibli", {"en": "Ghibli"}, str(tiny_model), "ghibli style", steps=2, size=64

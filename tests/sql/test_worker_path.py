@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,11 +17,12 @@ from bots.console.adapter import ConsoleChat, ConsoleSender
 from bots.core import Core, Delivery, Runtime
 from storage.db import transaction
 from storage.jobs import claim_next
-from storage.models import Job, LedgerEntry, Usage, utcnow
+from storage.models import Job, LedgerEntry, Usage, WorkerBeat, utcnow
+from tasks.backends import WarmupReport
 from tasks.backends.fakes import NullBackend
 from tasks.batch import run_next
 from tasks.styles import StylePreset
-from tasks.stylize import WorkerContext
+from tasks.stylize import WorkerContext, start_heartbeat
 
 pytestmark = pytest.mark.sql
 
@@ -187,3 +191,49 @@ def test_a_failed_send_is_retried_later(runtime: Runtime, core: Core, photo: Pat
     assert asyncio.run(delivery.deliver_once()) == 0
     assert asyncio.run(delivery.deliver_once()) == 1
     assert len(sender.sent) == 1
+
+
+class SlowStartBackend(NullBackend):
+    """A backend whose warm-up waits until the test lets it finish."""
+
+    def __init__(self) -> None:
+        self.may_finish = threading.Event()
+        self.warmed: list[str] = []
+
+    def warm_up(self, styles: Iterable[StylePreset]) -> WarmupReport:
+        self.may_finish.wait(10)
+        self.warmed = [s.name for s in styles]
+        return WarmupReport(
+            models=1, load_s=0.1, warmup_s=0.2, calls=1, graphs=0, vram_peak_mib=None
+        )
+
+
+def _beats(ctx: WorkerContext) -> int:
+    with transaction(ctx.engine) as s:
+        return len(s.exec(select(WorkerBeat).where(WorkerBeat.id == ctx.worker_id)).all())
+
+
+def test_a_worker_counts_as_live_only_after_its_warm_up(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = SlowStartBackend()
+    ctx = _ctx(runtime, backend)
+    stop = threading.Event()
+    with caplog.at_level(logging.INFO, logger="stylebot.worker"):
+        thread = start_heartbeat(ctx, stop)
+        try:
+            time.sleep(0.3)
+            assert _beats(ctx) == 0  # still warming: admission must not count it
+            backend.may_finish.set()
+            deadline = time.monotonic() + 10
+            while _beats(ctx) == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            backend.may_finish.set()
+            stop.set()
+            thread.join(10)
+    assert _beats(ctx) == 1
+    assert backend.warmed == list(ctx.styles)
+    assert any(
+        "model_ready" in r.getMessage() and "warmup_s=0.2" in r.getMessage() for r in caplog.records
+    )

@@ -179,7 +179,9 @@ def test_flower_is_optional_and_local(services: dict[str, Any]) -> None:
 
 
 def test_named_volumes_declared(compose: dict[str, Any]) -> None:
-    assert {"postgres-data", "redis-data", "data", "hf-cache"} <= set(compose["volumes"])
+    assert {"postgres-data", "redis-data", "data", "hf-cache", "compile-cache"} <= set(
+        compose["volumes"]
+    )
 
 
 def test_no_literal_secrets(compose: dict[str, Any]) -> None:

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.unit
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from tasks.backends.diffusers import DiffusersBackend, min_steps, work_size  # noqa: E402
+from tasks.backends import PipelineOptions  # noqa: E402
+from tasks.backends.diffusers import DiffusersBackend, min_steps  # noqa: E402
+from tasks.buckets import bucket_shape, fit_inside  # noqa: E402
 from tests.tiny_pipeline import build_tiny_pipeline  # noqa: E402
 
 
@@ -33,7 +35,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def cpu_backend() -> DiffusersBackend:
     # Module-scoped so the tests share one loaded pipeline, as a worker would.
-    return DiffusersBackend(device="cpu")
+    return DiffusersBackend(PipelineOptions(device="cpu"))
 
 
 def preset(model: Path, size: int = 64) -> StylePreset:
@@ -64,22 +66,116 @@ def test_outputs_rgb_at_input_sizes(cpu_backend: DiffusersBackend, tiny_model: P
         assert not np.array_equal(np.asarray(src.convert("RGB")), np.asarray(out))
 
 
-def test_batch_is_one_pipeline_call(
-    cpu_backend: DiffusersBackend, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pipe = cpu_backend.pipeline(str(tiny_model))
+def spy_calls(pipe: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, tuple[int, int]]]:
+    """Record (batch size, image size) of each pipeline call."""
     real_call = type(pipe).__call__
-    batch_sizes: list[int] = []
+    calls: list[tuple[int, tuple[int, int]]] = []
 
     def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
-        batch_sizes.append(len(kwargs["prompt"]))
+        calls.append((len(kwargs["prompt"]), kwargs["image"][0].size))
+        assert {img.size for img in kwargs["image"]} == {kwargs["image"][0].size}
         return real_call(self, *args, **kwargs)
 
     # Python looks __call__ up on the type, so the spy goes on the pipeline's class.
     monkeypatch.setattr(type(pipe), "__call__", spy)
-    outs = cpu_backend.stylize([photo(64, 64), photo(64, 48, seed=1)], preset(tiny_model))
-    assert batch_sizes == [2]
-    assert len(outs) == 2
+    return calls
+
+
+def test_batch_is_one_pipeline_call_at_the_bucket_shape(
+    cpu_backend: DiffusersBackend, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = spy_calls(cpu_backend.pipeline(str(tiny_model)), monkeypatch)
+    outs = cpu_backend.stylize([photo(64, 64), photo(60, 56, seed=1)], preset(tiny_model))
+    assert calls == [(2, (64, 64))]  # both square-ish: one call at the square bucket
+    assert [o.size for o in outs] == [(64, 64), (60, 56)]
+
+
+def test_mixed_buckets_get_one_call_each_and_keep_order(
+    cpu_backend: DiffusersBackend, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = spy_calls(cpu_backend.pipeline(str(tiny_model)), monkeypatch)
+    srcs = [photo(90, 60), photo(64, 64, seed=1), photo(100, 70, seed=2)]
+    outs = cpu_backend.stylize(srcs, preset(tiny_model, size=32))
+    assert sorted(calls) == [(1, (32, 32)), (2, (48, 32))]  # landscape bucket: 1.5 × size wide
+    assert [o.size for o in outs] == [(90, 60), (64, 64), (100, 70)]
+
+
+@pytest.mark.parametrize(
+    ("size", "box", "fit"),
+    [
+        ((1000, 500), (768, 512), (768, 384)),
+        ((500, 1000), (512, 768), (384, 768)),
+        ((64, 64), (512, 512), (512, 512)),  # small photos are scaled up to the bucket
+        ((4000, 10), (768, 512), (768, 2)),
+    ],
+)
+def test_fit_inside_keeps_aspect(
+    size: tuple[int, int], box: tuple[int, int], fit: tuple[int, int]
+) -> None:
+    assert fit_inside(size, box) == fit
+
+
+def test_bucket_shapes_scale_with_the_model_size() -> None:
+    assert bucket_shape("512x768") == (512, 768)
+    assert bucket_shape("768x512", 1024) == (1536, 1024)
+    assert bucket_shape("512x512", 64) == (64, 64)
+
+
+def test_warm_up_uncompiled_loads_and_runs_each_model_once(tiny_model: Path) -> None:
+    backend = DiffusersBackend(PipelineOptions(device="cpu"))
+    other = StylePreset("b", {"en": "B"}, str(tiny_model), "another prompt", steps=2, size=32)
+    report = backend.warm_up([preset(tiny_model, size=32), other])
+    assert (report.models, report.calls, report.graphs) == (1, 1, 0)
+    assert report.load_s > 0 and report.warmup_s > 0
+    assert report.vram_peak_mib is None  # CPU
+    assert str(tiny_model) in backend._pipelines
+
+
+@pytest.fixture
+def fresh_dynamo() -> Any:
+    """A clean compiler cache and, afterwards, the default stance (both are process-wide)."""
+    torch._dynamo.reset()
+    yield
+    torch.compiler.set_stance("default")
+    torch._dynamo.reset()
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_compiled_pipeline_does_not_recompile_after_warm_up(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dynamo's graph capture (backend "eager": no code generation, seconds on a CPU) counts
+    graphs exactly as inductor does, so this checks the warm-up plan, not kernel speed."""
+    backend = DiffusersBackend(
+        PipelineOptions(
+            device="cpu",
+            compile="unet",
+            compile_backend="eager",
+            batch_sizes=(1, 4),
+            warmup_buckets=("512x512", "768x512"),
+        )
+    )
+    style = preset(tiny_model, size=32)
+    report = backend.warm_up([style])
+    assert report.calls == 4  # 2 buckets × 2 batch sizes
+    assert report.graphs >= 4  # one UNet graph per shape, at least
+    assert backend.graphs_since_warmup == 0
+    calls = spy_calls(backend.pipeline(str(tiny_model)), monkeypatch)
+    outs = backend.stylize([photo(40, 40), photo(30, 30, seed=1)], style)  # padded to 4
+    outs += backend.stylize([photo(90, 60, seed=2)], style)
+    outs += backend.stylize([photo(60, 90, seed=3)], style)  # portrait: never warmed
+    assert calls == [(4, (32, 32)), (1, (48, 32)), (1, (32, 48))]
+    assert [o.size for o in outs] == [(40, 40), (30, 30), (90, 60), (60, 90)]
+    assert backend.graphs_since_warmup == 0  # the portrait shape ran eagerly, uncompiled
+
+
+def test_padded_size() -> None:
+    plain = DiffusersBackend(PipelineOptions(device="cpu", batch_sizes=(1, 4, 16)))
+    assert [plain.padded_size(n) for n in (1, 3, 5)] == [1, 3, 5]
+    compiled = DiffusersBackend(
+        PipelineOptions(device="cpu", compile="unet", batch_sizes=(1, 4, 16))
+    )
+    assert [compiled.padded_size(n) for n in (1, 2, 4, 5, 16, 17)] == [1, 4, 4, 16, 16, 17]
 
 
 def test_pipeline_loaded_once_per_model(cpu_backend: DiffusersBackend, tiny_model: Path) -> None:
@@ -96,23 +192,9 @@ def test_seeded_and_reproducible(cpu_backend: DiffusersBackend, tiny_model: Path
 
 
 def test_empty_batch_loads_nothing(tiny_model: Path) -> None:
-    backend = DiffusersBackend(device="cpu")
+    backend = DiffusersBackend(PipelineOptions(device="cpu"))
     assert backend.stylize([], preset(tiny_model)) == []
     assert backend._pipelines == {}
-
-
-@pytest.mark.parametrize(
-    ("size", "long_side", "expected"),
-    [
-        ((1000, 500), 512, (512, 256)),
-        ((500, 1000), 512, (256, 512)),
-        ((500, 333), 512, (512, 344)),
-        ((64, 64), 512, (512, 512)),  # small photos are scaled up to the model's size
-        ((4000, 10), 512, (512, 8)),
-    ],
-)
-def test_work_size(size: tuple[int, int], long_side: int, expected: tuple[int, int]) -> None:
-    assert work_size(size, long_side) == expected
 
 
 def test_min_steps_leaves_one_denoising_step() -> None:
@@ -125,13 +207,13 @@ def test_cuda_without_cuda_fails_early() -> None:
     if torch.cuda.is_available():
         pytest.skip("CUDA is available")
     with pytest.raises(RuntimeError, match="CUDA is not available"):
-        DiffusersBackend(device="cuda")
+        DiffusersBackend(PipelineOptions(device="cuda"))
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_tiny_pipeline_on_cuda_fp16(tiny_model: Path) -> None:
-    backend = DiffusersBackend(device="auto")
+    backend = DiffusersBackend(PipelineOptions(device="auto"))
     srcs = [photo(96, 64), photo(64, 96, seed=1)]
     outs = backend.stylize(srcs, preset(tiny_model))
     pipe = backend.pipeline(str(tiny_model))
