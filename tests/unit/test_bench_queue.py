@@ -6,23 +6,21 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bench.queue import (
+from bench.cpu import CpuUse
+from bench.host import Machine
+from bench.queue_render import render
+from bench.queue_report import (
     EXTRAS,
     SECTION_TITLE,
     STAGES,
-    CpuUse,
     Latency,
-    Machine,
     Report,
     ScalingRun,
-    Spread,
     best_runs,
     goals,
-    percentile,
     ratios,
-    render,
-    replace_section,
 )
+from bench.report import Spread, percentile, replace_section
 
 pytestmark = pytest.mark.unit
 
@@ -219,3 +217,4 @@ def test_replace_section_needs_the_exact_title() -> None:
     doc = "## Queue path (CPU) notes\n\nkeep\n"  # a different heading that merely starts alike
     out = replace_section(doc, SECTION_TITLE, "## Queue path (CPU)\n\nNew.\n")
     assert out.startswith(doc) and out.endswith("## Queue path (CPU)\n\nNew.\n")
+
