@@ -1,4 +1,5 @@
-"""The queue benchmark's pure parts: percentiles, goals, the report and the BENCHMARKS.md edit."""
+"""The queue benchmark's pure parts: percentiles, goals, the report and the BENCHMARKS.md edit,
+and its command line's refusals (which need no services)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from bench.cpu import CpuUse
 from bench.host import Machine
+from bench.queue import main
 from bench.queue_render import render
 from bench.queue_report import (
     EXTRAS,
@@ -218,3 +220,19 @@ def test_replace_section_needs_the_exact_title() -> None:
     out = replace_section(doc, SECTION_TITLE, "## Queue path (CPU)\n\nNew.\n")
     assert out.startswith(doc) and out.endswith("## Queue path (CPU)\n\nNew.\n")
 
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["--processes", "1,two"], "--processes: comma-separated integers, got '1,two'"),
+        (["--processes", "0,2"], "must be positive"),
+        (["--requests", "0"], "must be positive"),
+        (["--warmup", "-1"], "--warmup must not be negative"),
+    ],
+)
+def test_main_refuses_bad_arguments_before_touching_any_service(
+    argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv, prog="stylebot bench queue") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stylebot bench queue: ") and complaint in err
