@@ -37,7 +37,7 @@ test-fast: $(VENV)/.dev
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy bots tasks quota storage
+	$(BIN)/mypy bots tasks quota storage bench
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format .
