@@ -7,6 +7,7 @@ import contextlib
 import os
 import platform
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,8 +49,13 @@ def machine_info(admin: Engine, broker: Any) -> Machine:
     """This machine's CPUs and Python, and the versions of the PostgreSQL and Redis servers."""
     from sqlalchemy import text
 
-    with admin.connect() as conn:
-        pg = str(conn.execute(text("SHOW server_version")).scalar())
+    if admin.dialect.name == "sqlite":
+        import sqlite3
+
+        pg = f"not used (SQLite {sqlite3.sqlite_version})"
+    else:
+        with admin.connect() as conn:
+            pg = str(conn.execute(text("SHOW server_version")).scalar()).split()[0]
     model = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -62,15 +68,21 @@ def machine_info(admin: Engine, broker: Any) -> Machine:
         cpu_model=model,
         python=platform.python_version(),
         redis=str(broker.info("server").get("redis_version", "?")),
-        postgres=pg.split()[0],
+        postgres=pg,
     )
 
 
 @contextlib.contextmanager
 def throwaway_database(admin: Engine) -> Iterator[str]:
-    """A new empty database on the admin URL's server, as a URL; dropped (FORCE) afterwards."""
+    """A new empty database on the admin URL's server, as a URL; dropped (FORCE) afterwards.
+    For a SQLite admin URL (a machine without PostgreSQL): a new file in the system temp dir."""
     from sqlalchemy import text
     from sqlalchemy.exc import OperationalError
+
+    if admin.dialect.name == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="stylebot-bench-db-") as tmp:
+            yield f"sqlite:///{tmp}/bench.db"
+        return
 
     name = f"stylebot_bench_{uuid.uuid4().hex[:12]}"
     try:

@@ -212,29 +212,36 @@ def _await_beats(engine: Engine, worker: Worker, k: int, since: datetime, limit_
 
 
 def _job_times(engine: Engine, ids: list[str], seen: datetime) -> dict[str, JobTimes]:
-    from sqlalchemy import bindparam, text
+    from sqlmodel import col, select
 
-    rows = text(
-        "SELECT id, created_at, started_at, finished_at FROM jobs WHERE id IN :ids"
-    ).bindparams(bindparam("ids", expanding=True))
+    from storage.models import Job
+
+    # Through the model's columns, so SQLite's text timestamps come back as datetimes too.
+    query = select(Job.id, Job.created_at, Job.started_at, Job.finished_at).where(
+        col(Job.id).in_(ids)
+    )
     with engine.connect() as conn:
-        found = conn.execute(rows, {"ids": ids}).all()
+        found = conn.execute(query).all()
     return {str(r[0]): JobTimes(r[1], r[2], r[3], seen) for r in found}
 
 
 @contextlib.contextmanager
 def live_stack(admin_url: str, broker_url: str, poll_s: float) -> Iterator[Stack]:
     """A `Stack` on a new, migrated throwaway database (made through `admin_url`, which is used
-    for nothing else) and the Redis database of `broker_url`, which is FLUSHED before and after.
+    for nothing else; "sqlite://" for a SQLite file instead of PostgreSQL) and the Redis
+    database of `broker_url`, which is FLUSHED before and after.
     The database, scratch directory and engines are gone once the block ends."""
     import redis
     from sqlalchemy import create_engine
 
     from storage.migrate import upgrade
 
-    admin = create_engine(
-        admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
-    )
+    if admin_url.startswith("sqlite"):  # no server: throwaway_database makes a file
+        admin = create_engine(admin_url)
+    else:
+        admin = create_engine(
+            admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+        )
     broker = redis.Redis.from_url(broker_url, socket_connect_timeout=5)
     workdir = Path(tempfile.mkdtemp(prefix="stylebot-bench-"))
     try:

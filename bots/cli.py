@@ -47,11 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument("args", nargs="*")
     bench = sub.add_parser(
         "bench",
-        help="measure this machine (stylebot bench queue -h)",
+        help="measure this machine (stylebot bench queue|gpu -h)",
         description="Benchmarks on this machine. queue: the queue path's overhead and "
-        "worker scaling (Redis + PostgreSQL); stylebot bench queue -h for its options.",
+        "worker scaling (Redis + PostgreSQL); gpu: images/s of the diffusers path, naive "
+        "pipeline versus our worker, against the compute limit. `-h` after either for options.",
     )
-    bench.add_argument("what", choices=["queue"])
+    bench.add_argument("what", choices=["queue", "gpu"])
     bench.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
@@ -96,6 +97,10 @@ def _admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _bench(_settings: Settings, args: argparse.Namespace) -> int:
+    if args.what == "gpu":
+        from bench.gpu import main as bench_gpu
+
+        return bench_gpu(args.args, prog="stylebot bench gpu")
     from bench.queue import main as bench_queue
 
     return bench_queue(args.args, prog=f"stylebot bench {args.what}")

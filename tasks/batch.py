@@ -104,16 +104,16 @@ def _style(ctx: WorkerContext, loaded: list[tuple[Job, Image.Image]]) -> None:
         len(jobs),
         jobs[0].style,
         time.perf_counter() - start,
-        _vram(ctx),
+        _backend_fields(ctx),
     )
     for job, styled in zip(jobs, outputs, strict=True):
         _finish(ctx, job, styled)
 
 
-def _vram(ctx: WorkerContext) -> str:
-    """' vram_peak_mib=N' for a backend on a GPU, else ''."""
-    peak = getattr(ctx.backend, "vram_peak_mib", lambda: None)()
-    return "" if peak is None else f" vram_peak_mib={peak:.0f}"
+def _backend_fields(ctx: WorkerContext) -> str:
+    """The backend's own figures for the batch log line (VRAM peak, new graphs), if any."""
+    fields = getattr(ctx.backend, "log_fields", None)
+    return f" {fields()}" if fields is not None and fields() else ""
 
 
 def _finish(ctx: WorkerContext, job: Job, styled: Image.Image) -> None:

@@ -50,8 +50,8 @@ class DiffusersBackend:
         if device is not None:
             opts = PipelineOptions(**{**opts.__dict__, "device": device})
         self.options = opts
-        self.device = _resolve_device(opts.device)
-        self.dtype = _resolve_dtype(opts.dtype, self.device)
+        self.device = resolve_device(opts.device)
+        self.dtype = resolve_dtype(opts.dtype, self.device)
         self.compiled = opts.compile != "off"
         self._pipelines: dict[str, Any] = {}
         self._warm_graphs: int | None = None  # compiled graphs when warm-up ended
@@ -99,6 +99,15 @@ class DiffusersBackend:
         if self.device.type != "cuda":
             return None
         return torch.cuda.max_memory_allocated(self.device) / 2**20
+
+    def log_fields(self) -> str:
+        """'vram_peak_mib=N new_graphs=M' where they apply: for the worker's batch log line."""
+        fields = []
+        if (peak := self.vram_peak_mib()) is not None:
+            fields.append(f"vram_peak_mib={peak:.0f}")
+        if self.compiled and (graphs := self.graphs_since_warmup) is not None:
+            fields.append(f"new_graphs={graphs}")
+        return " ".join(fields)
 
     # --- start-up -------------------------------------------------------------------------
 
@@ -250,7 +259,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _resolve_device(device: str) -> torch.device:
+def resolve_device(device: str) -> torch.device:
     """'auto' picks CUDA when present; asking for CUDA without it fails here, not mid-job."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -260,7 +269,7 @@ def _resolve_device(device: str) -> torch.device:
     return resolved
 
 
-def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """'auto': fp16 on CUDA (about twice fp32's speed), fp32 on CPU (no fast fp16 kernels)."""
     if name == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32

@@ -167,6 +167,7 @@ def test_compiled_pipeline_does_not_recompile_after_warm_up(
     assert calls == [(4, (32, 32)), (1, (48, 32)), (1, (32, 48))]
     assert [o.size for o in outs] == [(40, 40), (30, 30), (90, 60), (60, 90)]
     assert backend.graphs_since_warmup == 0  # the portrait shape ran eagerly, uncompiled
+    assert backend.log_fields() == "new_graphs=0"  # what the worker's batch_done line carries
 
 
 def test_padded_size() -> None:
