@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from quota.tiers import Tier
 from storage.db import upsert_insert
@@ -14,14 +14,29 @@ from storage.models import AuditEntry, Control, User
 MODES = ("open", "paused-free", "closed", "auto")
 MODE_KEY = "capacity_mode"
 SURGE_KEY = "surge_level"
+_SNAPSHOT = "stylebot.controls"  # session.info key: (transaction, {key: value})
+
+
+def _snapshot(session: Session) -> dict[str, str]:
+    """All control rows, read once per transaction (a handful of rows; admission reads several).
+
+    Tied to the session's current transaction, so a later transaction reads afresh; put and
+    swap drop it, so a read after a write in the same transaction sees the write.
+    """
+    cached = session.info.get(_SNAPSHOT)
+    if cached is not None and cached[0] is session.get_transaction():
+        return cached[1]
+    values = {key: value for key, value in session.exec(select(Control.key, Control.value))}
+    session.info[_SNAPSHOT] = (session.get_transaction(), values)
+    return values
 
 
 def get(session: Session, key: str, default: str) -> str:
-    row = session.get(Control, key, populate_existing=True)
-    return row.value if row is not None else default
+    return _snapshot(session).get(key, default)
 
 
 def put(session: Session, key: str, value: str, now: datetime) -> None:
+    session.info.pop(_SNAPSHOT, None)
     stmt = upsert_insert(session, Control).values(key=key, value=value, updated_at=now)
     session.execute(
         stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value, "updated_at": now})
@@ -30,6 +45,7 @@ def put(session: Session, key: str, value: str, now: datetime) -> None:
 
 def swap(session: Session, key: str, old: str, new: str, now: datetime) -> bool:
     """Compare-and-set, so two bot processes can't both step the same level."""
+    session.info.pop(_SNAPSHOT, None)
     # A missing row holds the default `old`; create it so the conditional UPDATE can match.
     session.execute(
         upsert_insert(session, Control)
