@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, case, func, or_
 from sqlmodel import Session, col, select
 
 from storage.models import Job, JobStatus, WorkerBeat
@@ -38,24 +39,38 @@ class Load:
         return (ahead + 0.5 * self.running) / self.images_per_s + self.seconds_per_image
 
 
+def _fresh_beat(now: datetime, heartbeat_s: float) -> Any:
+    return col(WorkerBeat.last_seen) >= now - timedelta(seconds=3 * heartbeat_s)
+
+
 def live_workers(session: Session, now: datetime, heartbeat_s: float) -> int:
-    fresh = now - timedelta(seconds=3 * heartbeat_s)
     n = session.exec(
-        select(func.count()).select_from(WorkerBeat).where(col(WorkerBeat.last_seen) >= fresh)
+        select(func.count()).select_from(WorkerBeat).where(_fresh_beat(now, heartbeat_s))
     ).one()
     return int(n)
 
 
-def seconds_per_image(session: Session, now: datetime, assumed: float) -> float:
-    rows = session.exec(
+def _span_seconds(dialect: str, start: Any, end: Any) -> Any:
+    """end - start in seconds, in SQL (SQLite keeps timestamps as text: julianday, to 1 ms)."""
+    if dialect == "postgresql":
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
+def _mean_image_seconds(dialect: str, now: datetime) -> Any:
+    """The mean of the last SERVICE_SAMPLE done jobs' seconds per image, NULL if none."""
+    recent = (
         select(Job.started_at, Job.finished_at, Job.batch_size)
         .where(Job.status == JobStatus.DONE, col(Job.finished_at) >= now - SERVICE_WINDOW)
         .order_by(col(Job.finished_at).desc())
         .limit(SERVICE_SAMPLE)
-    ).all()
+        .subquery()
+    )
     # A batch's jobs share one span: each image cost the span divided by the batch size.
-    spans = [(f - s).total_seconds() / max(n, 1) for s, f, n in rows if s and f]
-    return max(sum(spans) / len(spans), 0.001) if spans else assumed
+    per_image = _span_seconds(dialect, recent.c.started_at, recent.c.finished_at) / case(
+        (recent.c.batch_size > 1, recent.c.batch_size), else_=1
+    )
+    return select(func.avg(per_image)).where(recent.c.started_at.is_not(None)).scalar_subquery()
 
 
 def count_status(session: Session, status: str) -> int:
@@ -63,12 +78,28 @@ def count_status(session: Session, status: str) -> int:
     return int(n)
 
 
+def _count_sq(status: str) -> Any:
+    return select(func.count()).select_from(Job).where(Job.status == status).scalar_subquery()
+
+
 def measure(session: Session, now: datetime, heartbeat_s: float, assumed: float) -> Load:
+    """Workers, seconds per image, queued and running: one statement (admission runs it often)."""
+    dialect = session.get_bind().dialect.name
+    workers = select(func.count()).select_from(WorkerBeat).where(_fresh_beat(now, heartbeat_s))
+    row = session.execute(
+        select(
+            workers.scalar_subquery(),
+            _mean_image_seconds(dialect, now),
+            _count_sq(JobStatus.QUEUED),
+            _count_sq(JobStatus.RUNNING),
+        )
+    ).one()
+    n_workers, mean, queued, running = row
     return Load(
-        workers=live_workers(session, now, heartbeat_s),
-        seconds_per_image=seconds_per_image(session, now, assumed),
-        queued=count_status(session, JobStatus.QUEUED),
-        running=count_status(session, JobStatus.RUNNING),
+        workers=int(n_workers),
+        seconds_per_image=assumed if mean is None else max(float(mean), 0.001),
+        queued=int(queued),
+        running=int(running),
     )
 
 
