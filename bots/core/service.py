@@ -37,58 +37,49 @@ class Core:
 
     def submit(self, req: ImageRequest) -> Reply:
         """Admit, reserve and enqueue one styled-image request; never charges a refused one."""
-        found = self._precheck(req)
-        if isinstance(found, Reply):
-            return found
-        now = self.rt.clock()
-        # Refuse what we can before downloading anything: capacity, quota, in-flight cap.
-        with transaction(self.rt.engine) as s:
-            verdict = assess(s, self.rt.tiers[found.tier], now, self.rt.settings, self.rt.tiers)
-        if not verdict.admitted:
-            return self._refuse(req.sender, found, verdict, now)
-        early = self._quota_precheck(req.sender, found, now)
-        if early is not None:
-            return early
-        data = self._fetch(req)
-        if isinstance(data, Reply):
-            return data
-        image = self._decode(data, req.sender.locale)
-        if isinstance(image, Reply):
-            return image
-        digest = hashlib.sha256(req.style.encode() + b"\0" + data).hexdigest()
-        again = self._earlier_result(found, digest, now, req.sender.locale)
-        if again is not None:
-            return again
-        return self._admit_and_enqueue(req, image, digest, verdict, now)
-
-    def _quota_precheck(self, sender: Sender, user: User, now: datetime) -> Reply | None:
-        """A read-only look: nothing left today, or the in-flight cap reached (the atomic
-        reservation after decoding still decides; this only spares a pointless download)."""
-        if self.allowance(user.id, now).left == 0:
-            reason = "daily"
-        elif user.in_flight >= self.rt.tiers[user.tier].in_flight_cap:
-            reason = "in_flight"
-        else:
-            return None
-        with transaction(self.rt.engine) as s:
-            record_rejection(s, user.id, user.tier, f"quota_{reason}", now)
-        return self._quota_reply(sender, reason, now)
-
-    def _precheck(self, req: ImageRequest) -> User | Reply:
         loc = req.sender.locale
         if req.style not in self.rt.styles:
             return Reply(t("unknown_style", loc, style=req.style, styles=self._style_list(loc)))
+        # Refuse what we can before downloading anything: ban, duplicate, capacity, quota. One
+        # transaction for all of it; none may stay open across the download.
         with transaction(self.rt.engine) as s:
-            user = ensure_user(s, req.sender.user_id, req.sender.username, loc)
-            existing = job_by_key(s, req.idempotency_key)
+            gate = self._gate(s, req)
+        if isinstance(gate, Reply):
+            return gate
+        verdict, now = gate
+        data = self._fetch(req)
+        if isinstance(data, Reply):
+            return data
+        image = self._decode(data, loc)
+        if isinstance(image, Reply):
+            return image
+        digest = hashlib.sha256(req.style.encode() + b"\0" + data).hexdigest()
+        return self._admit_and_enqueue(req, image, digest, verdict, now)
+
+    def _gate(self, s: Session, req: ImageRequest) -> tuple[Verdict, datetime] | Reply:
+        loc = req.sender.locale
+        user = ensure_user(s, req.sender.user_id, req.sender.username, loc)
         if user.banned:
             return Reply(t("banned", loc))
+        existing = job_by_key(s, req.idempotency_key)
         if existing is not None:
             return Reply(t("duplicate", loc), job_id=existing.id)
         max_bytes = int(self.rt.settings.max_upload_mb * 1024 * 1024)
         if req.declared_size is not None and req.declared_size > max_bytes:
             return Reply(t("image_too_big_file", loc, mb=self.rt.settings.max_upload_mb))
-        return user
+        now = self.rt.clock()
+        tier = self.rt.tiers[user.tier]
+        verdict = assess(s, tier, now, self.rt.settings, self.rt.tiers)
+        left = self.allowance_in(s, user.id, now)
+        if not verdict.admitted:
+            return self._refuse(s, req.sender, user, verdict, left, now)
+        # A read-only look: nothing left today, or the in-flight cap reached (the atomic
+        # reservation after decoding still decides; this only spares a pointless download).
+        if left.left == 0 or user.in_flight >= tier.in_flight_cap:
+            reason = "daily" if left.left == 0 else "in_flight"
+            record_rejection(s, user.id, user.tier, f"quota_{reason}", now)
+            return self._quota_reply(req.sender, reason, now, left)
+        return verdict, now
 
     def _fetch(self, req: ImageRequest) -> bytes | Reply:
         try:
@@ -109,27 +100,23 @@ class Core:
             mp = round(settings.max_image_pixels / 1e6)
             return Reply(t(f"image_{rejected.code}", loc, mb=settings.max_upload_mb, mp=mp))
 
-    def _earlier_result(self, user: User, digest: str, now: datetime, loc: str) -> Reply | None:
-        """The same photo and style earlier today: answer from the stored result, uncharged."""
-        with transaction(self.rt.engine) as s:
-            job = earlier_result(s, user.id, digest, quota_day(now, self.rt.settings.zone))
+    def _earlier_result(self, s: Session, user_id: str, digest: str, now: datetime) -> Job | None:
+        """The same photo and style earlier today, with its result still on disk."""
+        job = earlier_result(s, user_id, digest, quota_day(now, self.rt.settings.zone))
         if job is None or not job.result_path:
             return None
-        path = self.rt.store.result_path(job.id)
-        if not path.exists():
-            return None
-        return Reply(t("duplicate_result", loc), image=path, job_id=job.id)
+        return job if self.rt.store.result_path(job.id).exists() else None
 
-    def _refuse(self, sender: Sender, user: User, verdict: Verdict, now: datetime) -> Reply:
+    def _refuse(
+        self, s: Session, sender: Sender, user: User, verdict: Verdict, a: Allowance, now: datetime
+    ) -> Reply:
         loc = sender.locale
-        allowance = self.allowance(user.id, now)
         reason = verdict.reason or "busy"
-        if allowance.left == 0 and reason in ("busy", "no_workers"):
+        if a.left == 0 and reason in ("busy", "no_workers"):
             reason = "quota_daily"  # the honest answer is the quota
-        with transaction(self.rt.engine) as s:
-            record_rejection(s, user.id, user.tier, reason, now)
+        record_rejection(s, user.id, user.tier, reason, now)
         if reason == "quota_daily":
-            return self._quota_reply(sender, "daily", now)
+            return self._quota_reply(sender, "daily", now, a)
         if reason == "busy":
             return Reply(t("busy", loc, wait=duration(verdict.retry_after_s or 60, loc)))
         key = {"closed": "closed", "paused": "paused_free", "no_workers": "no_workers"}[reason]
@@ -139,65 +126,84 @@ class Core:
         self, req: ImageRequest, image: Image.Image, digest: str, verdict: Verdict, now: datetime
     ) -> Reply:
         job_id = uuid.uuid4().hex
+        # Stored before the transaction that makes the job claimable (and outside it: SQLite's
+        # write lock is held from BEGIN); a repeated photo, found only inside, deletes it again.
         self.rt.store.save_input(job_id, image)  # downsized, EXIF-free PNG
         try:
-            job, position = self._admit(
-                req, job_id, digest, bucket_for(*image.size), verdict.load, now
-            )
+            with transaction(self.rt.engine) as s:
+                admitted = self._admit(s, req, job_id, digest, image.size, verdict.load, now)
         except QuotaDenied as denied:
             self.rt.store.delete_input(job_id)
-            with transaction(self.rt.engine) as s:
-                user = ensure_user(s, req.sender.user_id, req.sender.username, req.sender.locale)
-                record_rejection(s, user.id, user.tier, f"quota_{denied.reason}", now)
-            return self._quota_reply(req.sender, denied.reason, now)
+            return self._quota_denied(req.sender, denied.reason, now)
         except IntegrityError:  # the same update raced in twice: one job, one charge
             self.rt.store.delete_input(job_id)
             return Reply(t("duplicate", req.sender.locale))
+        if isinstance(admitted, Job):  # answered from the stored result, uncharged
+            self.rt.store.delete_input(job_id)
+            path = self.rt.store.result_path(admitted.id)
+            return Reply(t("duplicate_result", req.sender.locale), image=path, job_id=admitted.id)
+        job, position = admitted
         return self._enqueue(job, position, verdict.wait_s, req.sender.locale)
 
     def _admit(
         self,
+        s: Session,
         req: ImageRequest,
         job_id: str,
         digest: str,
-        bucket: str,
+        size: tuple[int, int],
         load: Load | None,
         now: datetime,
-    ) -> tuple[Job, int]:
+    ) -> tuple[Job, int] | Job:
+        """Reserve quota and insert the job; or the earlier job whose result answers this one."""
+        sender = req.sender
+        # The user row again, fresh: an admin may have changed the tier since the gate.
+        user = s.get(User, sender.user_id) or ensure_user(
+            s, sender.user_id, sender.username, sender.locale
+        )
+        again = self._earlier_result(s, user.id, digest, now)
+        if again is not None:
+            return again
         day = quota_day(now, self.rt.settings.zone)
+        tier = self.rt.tiers[user.tier]
+        limit, _ = user_limit(s, user, tier, self.rt.settings.surge_min_free_limit)
+        # Before the reservation: a SELECT would autoflush its ledger row before the job row.
+        load = load or current_load(s, now, self.rt.settings)
+        key = fair_sort_key(s, tier, now, load, self.rt.tiers)
+        reserve(
+            s,
+            user_id=user.id,
+            job_id=job_id,
+            day=day,
+            daily_limit=limit,
+            in_flight_cap=tier.in_flight_cap,
+        )
+        job = Job(
+            id=job_id,
+            idempotency_key=req.idempotency_key,
+            user_id=user.id,
+            platform=req.target.platform,
+            style=req.style,
+            tier=tier.name,
+            sort_key=key,
+            input_digest=digest,
+            bucket=bucket_for(*size),
+            quota_day=day,
+            locale=sender.locale,
+            reply_target=req.target.to_json(),
+            created_at=now,
+        )
+        s.add(job)
+        s.flush()
+        return job, jobs_before(s, job) + 1
+
+    def _quota_denied(self, sender: Sender, reason: str, now: datetime) -> Reply:
+        """The atomic reservation said no (the gate's look raced with another request)."""
         with transaction(self.rt.engine) as s:
-            user = ensure_user(s, req.sender.user_id, req.sender.username, req.sender.locale)
-            tier = self.rt.tiers[user.tier]
-            limit, _ = user_limit(s, user, tier, self.rt.settings.surge_min_free_limit)
-            # Before the reservation: a SELECT would autoflush its ledger row before the job row.
-            load = load or current_load(s, now, self.rt.settings)
-            key = fair_sort_key(s, tier, now, load, self.rt.tiers)
-            reserve(
-                s,
-                user_id=user.id,
-                job_id=job_id,
-                day=day,
-                daily_limit=limit,
-                in_flight_cap=tier.in_flight_cap,
-            )
-            job = Job(
-                id=job_id,
-                idempotency_key=req.idempotency_key,
-                user_id=user.id,
-                platform=req.target.platform,
-                style=req.style,
-                tier=tier.name,
-                sort_key=key,
-                input_digest=digest,
-                bucket=bucket,
-                quota_day=day,
-                locale=req.sender.locale,
-                reply_target=req.target.to_json(),
-                created_at=now,
-            )
-            s.add(job)
-            s.flush()
-            return job, jobs_before(s, job) + 1
+            user = ensure_user(s, sender.user_id, sender.username, sender.locale)
+            record_rejection(s, user.id, user.tier, f"quota_{reason}", now)
+            a = self.allowance_in(s, user.id, now)
+        return self._quota_reply(sender, reason, now, a)
 
     def _enqueue(self, job: Job, position: int, wait_s: float | None, loc: str) -> Reply:
         try:
@@ -239,11 +245,10 @@ class Core:
     def _reset_in(self, now: datetime, loc: str) -> str:
         return duration((next_reset(now, self.rt.settings.zone) - now).total_seconds(), loc)
 
-    def _quota_reply(self, sender: Sender, reason: str, now: datetime) -> Reply:
+    def _quota_reply(self, sender: Sender, reason: str, now: datetime, a: Allowance) -> Reply:
         loc = sender.locale
         if reason == "in_flight":
             return Reply(t("quota_in_flight", loc))
-        a = self.allowance(sender.user_id, now)
         text = t("quota_daily", loc, limit=a.limit, reset=self._reset_in(now, loc))
         return Reply(" ".join([text, *self._notes(a, loc)]))
 
