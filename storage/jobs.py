@@ -14,12 +14,17 @@ from storage.models import FINISHED, Job, JobStatus, User, WorkerBeat, utcnow
 
 def ensure_user(session: Session, user_id: str, username: str | None, locale: str) -> User:
     """Fetch the user, creating them on first contact; keep username and locale fresh."""
-    # Two first messages at once must not both try to create the user.
-    session.execute(
+    # Two first messages at once must not both try to create the user. A new user comes back
+    # from the INSERT itself; one who exists already (no row returned) takes a SELECT.
+    created = session.scalars(
         upsert_insert(session, User)
         .values(id=user_id, username=username, locale=locale, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["id"])
-    )
+        .returning(User),
+        execution_options={"populate_existing": True},
+    ).one_or_none()
+    if created is not None:
+        return created
     user = session.get(User, user_id, populate_existing=True)
     assert user is not None
     if (user.username, user.locale) != (username or user.username, locale):
