@@ -61,13 +61,14 @@ def claim_batch(
     session: Session, *, task_id: str, worker_id: str, now: datetime, limit: int
 ) -> list[Job]:
     """The first job in queue order, plus up to limit-1 more of the same style and bucket."""
-    resumed = session.execute(
+    resumed = _update_returning(
+        session,
         update(Job)
         .where(col(Job.claim_task) == task_id, col(Job.status) == JobStatus.RUNNING)
-        .values(attempts=Job.attempts + 1, started_at=now, worker_id=worker_id)
+        .values(attempts=Job.attempts + 1, started_at=now, worker_id=worker_id),
     )
-    if resumed.rowcount:  # type: ignore[attr-defined]
-        return list(session.exec(select(Job).where(Job.claim_task == task_id)).all())
+    if resumed:
+        return resumed
     first = _claim(session, [], 1, task_id=task_id, worker_id=worker_id, now=now)
     if not first or limit == 1:
         return first
@@ -87,32 +88,40 @@ def claim_more(
 def _claim(
     session: Session, where: list[Any], limit: int, *, task_id: str, worker_id: str, now: datetime
 ) -> list[Job]:
-    query = (
+    """Pick and mark running in one statement: WITH picked AS (...) UPDATE ... RETURNING."""
+    pick = (
         select(Job.id)
         .where(Job.status == JobStatus.QUEUED, *where)
         .order_by(col(Job.sort_key), col(Job.created_at), col(Job.id))
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)  # concurrent workers take different jobs
-    ids = list(session.exec(query).all())
-    if not ids:
-        return []
-    session.execute(
+        pick = pick.with_for_update(skip_locked=True)  # concurrent workers take different jobs
+    # MATERIALIZED: the pick (and its row locks) happens once; PostgreSQL could otherwise run a
+    # LIMIT subquery once per outer row and claim more jobs than asked. SQLite needs no row
+    # locks: its BEGIN IMMEDIATE lets one writer in at a time.
+    picked = pick.cte("picked").prefix_with("MATERIALIZED")
+    return _update_returning(
+        session,
         update(Job)
-        .where(col(Job.id).in_(ids))
+        .where(col(Job.id).in_(select(picked.c.id)))
         .values(
             status=JobStatus.RUNNING,
             attempts=Job.attempts + 1,
             started_at=now,
             claim_task=task_id,
             worker_id=worker_id,
-        )
+        ),
     )
-    claimed = {job.id: job for job in session.exec(select(Job).where(col(Job.id).in_(ids)))}
-    for job in claimed.values():
-        session.refresh(job)
-    return [claimed[i] for i in ids]
+
+
+def _update_returning(session: Session, stmt: Any) -> list[Job]:
+    """Run an UPDATE of jobs; the updated rows as fresh Job objects, in queue order."""
+    jobs = session.scalars(
+        stmt.returning(Job),
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    ).all()
+    return sorted(jobs, key=lambda job: (job.sort_key, job.created_at, job.id))
 
 
 def set_batch_size(session: Session, job_ids: list[str]) -> None:
