@@ -196,6 +196,17 @@ def test_result_is_jpeg_without_exif(store: ImageStore) -> None:
     assert not path.exists()
 
 
+def test_results_are_synced_to_disk_but_short_lived_inputs_are_not(
+    store: ImageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    store.save_input(JOB, Image.new("RGB", (8, 8), RED))
+    assert synced == []
+    store.save_result(JOB, Image.new("RGB", (8, 8), RED))
+    assert len(synced) == 1
+
+
 def test_writes_leave_no_temp_files_even_when_they_fail(
     store: ImageStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
