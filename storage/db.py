@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import sqlite3
 import threading
 import time
@@ -10,18 +11,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Also retire connections a middlebox may have dropped without a word (no FIN, so the
+# check below can't see it); well above any idle timeout of ours, well below a day.
+POOL_RECYCLE_S = 1800
 
 
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=POOL_RECYCLE_S)
+        event.listen(engine, "checkout", _drop_if_server_hung_up)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
@@ -29,6 +35,25 @@ def make_engine(url: str) -> Engine:
     )
     _make_sqlite_transactions_immediate(engine)
     return engine
+
+
+def _drop_if_server_hung_up(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """A pre-ping without the round trip: a pooled connection must have nothing to read.
+
+    pool_pre_ping cost each checkout a SELECT 1 (and the submit path checks out twice per
+    request). When PostgreSQL restarts or ends a session it sends a FATAL message and closes
+    the socket, so an idle connection it has dropped is readable; the pool then replaces it
+    before use, as after a failed ping. What this misses and a ping would catch: a server gone
+    silently (host down, a dropped route) is found by the first statement, which fails that
+    one transaction and invalidates the pool; pool_recycle bounds how old a connection gets.
+    A rare asynchronous message (a config reload's ParameterStatus) only costs a reconnect.
+    """
+    if dbapi_conn.closed:
+        raise exc.DisconnectionError("connection closed")
+    poller = select.poll()
+    poller.register(dbapi_conn.fileno(), select.POLLIN | select.POLLPRI)
+    if poller.poll(0):  # readable, hung up or in error while idle: the server is done with it
+        raise exc.DisconnectionError("server closed the connection")
 
 
 def _make_sqlite_transactions_immediate(engine: Engine) -> None:
