@@ -56,8 +56,16 @@ def fair_sort_key(
     return key
 
 
-def current_load(session: Session, now: datetime, settings: Settings) -> Load:
-    return measure(session, now, settings.worker_heartbeat_s, settings.assumed_seconds_per_image)
+def current_load(
+    session: Session, now: datetime, settings: Settings, ahead_of: datetime | None = None
+) -> Load:
+    return measure(
+        session,
+        now,
+        settings.worker_heartbeat_s,
+        settings.assumed_seconds_per_image,
+        ahead_of=ahead_of,
+    )
 
 
 def assess(
@@ -72,9 +80,12 @@ def assess(
         return Verdict(False, "closed")
     if mode == "paused-free" and tier.name == "free":
         return Verdict(False, "paused")
-    load = current_load(session, now, settings)
+    # The load statement also counts the jobs ahead of the tier's own key, which is the key
+    # unless the fairness rule moves it back (then one more count).
+    load = current_load(session, now, settings, ahead_of=sort_key(tier, now))
     key = fair_sort_key(session, tier, now, load, tiers or tiers_from_settings(settings))
-    wait = load.wait_for(jobs_ahead(session, key))
+    ahead = load.ahead_of(key)
+    wait = load.wait_for(jobs_ahead(session, key) if ahead is None else ahead)
     if wait is None:
         return Verdict(False, "no_workers", load=load)
     if wait > tier.max_wait_s:

@@ -27,6 +27,14 @@ class Load:
     seconds_per_image: float
     queued: int
     running: int
+    # Queued jobs at or before one sort key, counted in the same statement: (key, count).
+    counted_ahead: tuple[datetime, int] | None = None
+
+    def ahead_of(self, sort_key: datetime) -> int | None:
+        """jobs_ahead(sort_key) as measured, if this measurement counted it for that key."""
+        if self.counted_ahead is None or self.counted_ahead[0] != sort_key:
+            return None
+        return self.counted_ahead[1]
 
     @property
     def images_per_s(self) -> float:
@@ -81,39 +89,54 @@ def _count_sq(status: str) -> Any:
 
 
 @cache
-def _measure_statement(dialect: str) -> Any:
+def _measure_statement(dialect: str, count_ahead: bool) -> Any:
     """Built once per dialect: the statement is large enough that building it costs ~0.5 ms."""
     workers = select(func.count()).select_from(WorkerBeat)
-    return select(
+    figures = [
         workers.where(col(WorkerBeat.last_seen) >= bindparam("beat_since")).scalar_subquery(),
         _mean_image_seconds(dialect),
         _count_sq(JobStatus.QUEUED),
         _count_sq(JobStatus.RUNNING),
-    )
+    ]
+    if count_ahead:
+        figures.append(_ahead_statement(bindparam("ahead_of")).scalar_subquery())
+    return select(*figures)
 
 
-def measure(session: Session, now: datetime, heartbeat_s: float, assumed: float) -> Load:
-    """Workers, seconds per image, queued and running: one statement (admission runs it often)."""
-    stmt = _measure_statement(session.get_bind().dialect.name)
+def measure(
+    session: Session,
+    now: datetime,
+    heartbeat_s: float,
+    assumed: float,
+    *,
+    ahead_of: datetime | None = None,
+) -> Load:
+    """Workers, seconds per image, queued and running in one statement (admission runs it
+    often); with `ahead_of`, also jobs_ahead(ahead_of), which admission asks for next."""
+    stmt = _measure_statement(session.get_bind().dialect.name, ahead_of is not None)
     since = {"beat_since": now - timedelta(seconds=3 * heartbeat_s)}
-    row = session.execute(stmt, {**since, "done_since": now - SERVICE_WINDOW}).one()
-    n_workers, mean, queued, running = row
+    params = {**since, "done_since": now - SERVICE_WINDOW, "ahead_of": ahead_of}
+    n_workers, mean, queued, running, *ahead = session.execute(stmt, params).one()
     return Load(
         workers=int(n_workers),
         seconds_per_image=assumed if mean is None else max(float(mean), 0.001),
         queued=int(queued),
         running=int(running),
+        counted_ahead=None if ahead_of is None else (ahead_of, int(ahead[0])),
+    )
+
+
+def _ahead_statement(sort_key: Any) -> Any:
+    return (
+        select(func.count())
+        .select_from(Job)
+        .where(Job.status == JobStatus.QUEUED, col(Job.sort_key) <= sort_key)
     )
 
 
 def jobs_ahead(session: Session, sort_key: datetime) -> int:
     """Queued jobs served before a request arriving now with this sort key (ties go first)."""
-    n = session.exec(
-        select(func.count())
-        .select_from(Job)
-        .where(Job.status == JobStatus.QUEUED, col(Job.sort_key) <= sort_key)
-    ).one()
-    return int(n)
+    return int(session.exec(_ahead_statement(sort_key)).one())
 
 
 def jobs_before(session: Session, job: Job) -> int:

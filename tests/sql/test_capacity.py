@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlmodel import Session
 
 from bots.core import Runtime
-from quota.capacity import SERVICE_SAMPLE, SERVICE_WINDOW, Load, measure
+from quota.capacity import SERVICE_SAMPLE, SERVICE_WINDOW, Load, jobs_ahead, measure
 from quota.controls import MODE_KEY, capacity_mode, put, surge_level
 from storage.db import transaction
 from storage.models import Job, JobStatus, User, WorkerBeat
@@ -107,3 +107,15 @@ def test_a_later_transaction_of_the_same_session_reads_the_controls_afresh(rt: R
 
 def load_of(*, workers: int, seconds: float, queued: int, running: int) -> Load:
     return Load(workers=workers, seconds_per_image=seconds, queued=queued, running=running)
+
+
+def test_the_load_statement_can_count_the_jobs_ahead_of_a_key(rt: Runtime) -> None:
+    with transaction(rt.engine) as s:
+        for seconds in (-60, -1, 0, 30):
+            add_job(s, JobStatus.QUEUED, sort_key=NOW + timedelta(seconds=seconds))
+        add_job(s, JobStatus.RUNNING, span_s=1, sort_key=NOW - timedelta(seconds=90))
+    with transaction(rt.engine) as s:
+        measured = measure(s, NOW, HEARTBEAT_S, 3.0, ahead_of=NOW)
+        assert measured.ahead_of(NOW) == jobs_ahead(s, NOW) == 3  # ties count as ahead
+    assert measured.ahead_of(NOW - timedelta(seconds=1)) is None  # not counted for that key
+    assert load(rt).ahead_of(NOW) is None
