@@ -81,7 +81,7 @@ def _latency_cpu_line(lat: Latency, c: CpuUse) -> str:
         stmts, commits, checkouts = lat.submit_sql
         sql = (
             f" The submit side ran {stmts:.1f} SQL statements in {commits:.1f} transactions"
-            f" ({checkouts:.1f} pool checkouts, each with a pre-ping) per request."
+            f" ({checkouts:.1f} pool checkouts) per request."
         )
     return (
         f"CPU per request (includes this benchmark's polling): submit side"
@@ -179,8 +179,7 @@ def explain(report: Report) -> list[str]:
             " PostgreSQL and Redis (polling included), on a path that runs one step after"
             f" another; the Celery publish and delivery together take only {hop:.1f} ms at p50,"
             " so the rest is the SQL work on both sides of the broker (statements,"
-            " transactions, pool pre-pings), two image files written with fsync, and waiting"
-            " for a CPU."
+            " transactions), the image files written, and waiting for a CPU."
         )
         if c.others_load is not None and c.others_load >= 0.2:
             text[-1] += (

@@ -20,8 +20,8 @@ SCALED_KS = (2, 4, 8)
 # The latency phase's consecutive stages (their per-request sum is the total) and views that
 # overlap them; the keys name the samples the run takes.
 STAGES = (
-    ("pre", "request → job's `created_at` taken (precheck: user upsert, idempotency)"),
-    ("admit", "→ publish starts (admission, quota, decode, input PNG + fsync, job row + reserve)"),
+    ("pre", "request → job's `created_at` taken (BEGIN, user upsert, ban, idempotency)"),
+    ("admit", "→ publish starts (admission, quota, decode, input PNG, job row + reserve)"),
     ("publish", "Celery publish (`send_task` to Redis)"),
     ("deliver", "→ claim starts, `started_at` (Redis → worker → pool process → task)"),
     ("work", "→ `finished_at` (claim SQL, load input, null backend, result JPEG + fsync)"),
