@@ -57,8 +57,6 @@ class DiffusersBackend:
         self._warm_graphs: int | None = None  # compiled graphs when warm-up ended
         # Pipelines keep per-call scheduler state: serialise loads and calls in threaded pools.
         self._lock = threading.Lock()
-        if self.compiled:
-            _allow_graphs(len(opts.warmup_buckets) * len(opts.batch_sizes))
 
     # --- serving --------------------------------------------------------------------------
 
@@ -123,6 +121,10 @@ class DiffusersBackend:
             firsts.setdefault(style.model, style)
         load_s = warm_s = 0.0
         calls = 0
+        if self.compiled:
+            # Models of one architecture share graphs (Dynamo makes a module's parameters graph
+            # inputs: two SD1.5 fine-tunes compile once); other architectures add their own.
+            _allow_graphs(len(firsts) * len(self._warm_shapes()))
         with self._lock:
             graphs_before = _graph_count()
             for model, style in firsts.items():
@@ -245,10 +247,11 @@ def _graph_count() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
-def _allow_graphs(shapes: int) -> None:
-    """Let each compiled module hold a graph per warmed shape (Dynamo's default limit is 8)."""
+def _allow_graphs(graphs: int) -> None:
+    """Let Dynamo keep `graphs` compiled variants of one function (its default limit is 8;
+    past the limit it silently runs eagerly). Doubled: a graph break adds a resumed frame."""
     config = torch._dynamo.config
-    limit = max(8, shapes + 2)
+    limit = max(8, 2 * graphs + 2)
     for name in ("recompile_limit", "cache_size_limit"):  # the new name, and the old alias
         if hasattr(config, name) and getattr(config, name) < limit:
             setattr(config, name, limit)

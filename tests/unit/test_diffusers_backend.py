@@ -221,3 +221,26 @@ def test_tiny_pipeline_on_cuda_fp16(tiny_model: Path) -> None:
     assert (pipe.device.type, pipe.dtype) == ("cuda", torch.float16)
     assert [(o.mode, o.size) for o in outs] == [("RGB", (96, 64)), ("RGB", (64, 96))]
     assert all(np.asarray(o).std() > 0 for o in outs)  # fp16 overflow would give flat NaN-black
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_two_models_of_one_architecture_share_compiled_graphs(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    other = build_tiny_pipeline(tmp_path / "other", seed=1)  # same shapes, other weights
+    backend = DiffusersBackend(
+        PipelineOptions(
+            device="cpu",
+            compile="unet",
+            compile_backend="eager",
+            batch_sizes=(1, 2),
+            warmup_buckets=("512x512",),
+        )
+    )
+    styles = [preset(tiny_model, size=32), StylePreset("b", {"en": "B"}, str(other), "b", size=32)]
+    report = backend.warm_up(styles)
+    assert (report.models, report.calls) == (2, 4)
+    assert report.graphs == 2  # one per shape: the second model reused the first one's graphs
+    a, b = (backend.stylize([photo(32, 32)], style)[0] for style in styles)
+    assert a.tobytes() != b.tobytes()  # ... with its own weights
+    assert backend.graphs_since_warmup == 0
