@@ -41,7 +41,7 @@ from bench.gpu_report import (
     render,
 )
 from bench.host import DEFAULT_ADMIN_URL, DEFAULT_BROKER_URL, BenchError, say
-from bench.report import write_section
+from bench.report import show
 
 STYLE = "bench"
 READY = re.compile(r"model_ready .*load_s=([\d.]+) warmup_s=([\d.]+) .*graphs=(\d+)")
@@ -60,13 +60,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "stylebot bench gpu") ->
     except BenchError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
-    section = render(report)
-    print(section)
-    missed = [g for g in goals(report) if not g.met]
-    print(f"goals: {len(goals(report)) - len(missed)} met, {len(missed)} missed")
-    if args.write:
-        print(f"wrote '{SECTION_TITLE}' to {write_section(SECTION_TITLE, section)}")
-    return 0
+    return show(SECTION_TITLE, render(report), [g.met for g in goals(report)], args.write)
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:

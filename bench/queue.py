@@ -33,7 +33,7 @@ from bench.host import DEFAULT_ADMIN_URL, DEFAULT_BROKER_URL, BenchError, pg_che
 from bench.jobs import JobTimes, ms_between, span_s
 from bench.queue_render import render
 from bench.queue_report import EXTRAS, SECTION_TITLE, STAGES, Latency, Report, ScalingRun, goals
-from bench.report import Spread, write_section
+from bench.report import Spread, show
 from bench.stack import Stack, live_stack
 
 # One job per backend call in both phases: processes, not batching, are measured.
@@ -108,13 +108,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "stylebot bench queue") 
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
-    section = render(report)
-    print(section)
-    misses = [g for g in goals(report) if not g.met]
-    print(f"goals: {len(goals(report)) - len(misses)} met, {len(misses)} missed")
-    if args.write:
-        print(f"wrote '{SECTION_TITLE}' to {write_section(SECTION_TITLE, section)}")
-    return 0
+    return show(SECTION_TITLE, render(report), [g.met for g in goals(report)], args.write)
 
 
 def _terminate(_signum: int, _frame: FrameType | None) -> None:

@@ -70,3 +70,12 @@ def write_section(title: str, section: str, path: Path = BENCHMARKS_FILE) -> Pat
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     path.write_text(replace_section(old, title, section), encoding="utf-8")
     return path
+
+
+def show(title: str, section: str, met: Sequence[bool], write: bool) -> int:
+    """Print a benchmark's section and its goal count; with `write`, put it in BENCHMARKS.md."""
+    print(section)
+    print(f"goals: {sum(met)} met, {len(met) - sum(met)} missed")
+    if write:
+        print(f"wrote '{title}' to {write_section(title, section)}")
+    return 0

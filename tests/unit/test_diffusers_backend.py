@@ -140,21 +140,25 @@ def fresh_dynamo() -> Any:
     torch._dynamo.reset()
 
 
+def compiled_on_cpu(batch_sizes: tuple[int, ...], buckets: tuple[str, ...]) -> DiffusersBackend:
+    return DiffusersBackend(
+        PipelineOptions(
+            device="cpu",
+            compile="unet",
+            compile_backend="eager",
+            batch_sizes=batch_sizes,
+            warmup_buckets=buckets,
+        )
+    )
+
+
 @pytest.mark.usefixtures("fresh_dynamo")
 def test_compiled_pipeline_does_not_recompile_after_warm_up(
     tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Dynamo's graph capture (backend "eager": no code generation, seconds on a CPU) counts
     graphs exactly as inductor does, so this checks the warm-up plan, not kernel speed."""
-    backend = DiffusersBackend(
-        PipelineOptions(
-            device="cpu",
-            compile="unet",
-            compile_backend="eager",
-            batch_sizes=(1, 4),
-            warmup_buckets=("512x512", "768x512"),
-        )
-    )
+    backend = compiled_on_cpu(batch_sizes=(1, 4), buckets=("512x512", "768x512"))
     style = preset(tiny_model, size=32)
     report = backend.warm_up([style])
     assert report.calls == 4  # 2 buckets × 2 batch sizes
@@ -228,15 +232,7 @@ def test_two_models_of_one_architecture_share_compiled_graphs(
     tiny_model: Path, tmp_path: Path
 ) -> None:
     other = build_tiny_pipeline(tmp_path / "other", seed=1)  # same shapes, other weights
-    backend = DiffusersBackend(
-        PipelineOptions(
-            device="cpu",
-            compile="unet",
-            compile_backend="eager",
-            batch_sizes=(1, 2),
-            warmup_buckets=("512x512",),
-        )
-    )
+    backend = compiled_on_cpu(batch_sizes=(1, 2), buckets=("512x512",))
     styles = [preset(tiny_model, size=32), StylePreset("b", {"en": "B"}, str(other), "b", size=32)]
     report = backend.warm_up(styles)
     assert (report.models, report.calls) == (2, 4)
