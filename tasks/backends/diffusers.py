@@ -45,11 +45,8 @@ class DiffusersBackend:
 
     name = "diffusers"
 
-    def __init__(self, options: PipelineOptions | None = None, *, device: str | None = None):
-        opts = options or PipelineOptions()
-        if device is not None:
-            opts = PipelineOptions(**{**opts.__dict__, "device": device})
-        self.options = opts
+    def __init__(self, options: PipelineOptions | None = None) -> None:
+        self.options = opts = options or PipelineOptions()
         self.device = resolve_device(opts.device)
         self.dtype = resolve_dtype(opts.dtype, self.device)
         self.compiled = opts.compile != "off"
