@@ -76,6 +76,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, default=7.5)
     p.add_argument("--max-batch", type=int, default=16)
     p.add_argument("--batch-wait-ms", type=int, default=50)
+    p.add_argument("--compile-batch-sizes", default="", help="compiled batch sizes (1,4,16)")
     p.add_argument("--requests", type=int, default=64, help="burst through the worker path")
     p.add_argument("--baseline", type=int, default=16, help="images for the naive baseline")
     p.add_argument("--idle", type=int, default=3, help="one-at-a-time requests (median)")
@@ -233,6 +234,7 @@ def _worker_path(args: argparse.Namespace, styles: Path, device: Any) -> WorkerP
         "compile": args.compile,
         "compile_mode": args.compile_mode,
         "warmup_buckets": "512x512",  # the bench's photos are square
+        "compile_batch_sizes": args.compile_batch_sizes,
         "task_soft_time_limit": 900,
         "task_time_limit": 1200,
     }

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     ] = "default"
     warmup: bool = True  # load and run (compile) the models before taking jobs
     warmup_buckets: str = "512x512,512x768,768x512"  # shapes compiled at warm-up
+    compile_batch_sizes: str = ""  # batch sizes compiled per bucket; "": 1, 4, 16 … max_batch
     vae_slicing: bool = False  # decode a batch one image at a time (less VRAM)
     max_batch: int = Field(default=8, ge=1, le=64)  # jobs of one style and size per call
     batch_wait_ms: int = Field(default=50, ge=0, le=5000)  # how long to gather a batch
@@ -119,7 +120,28 @@ class Settings(BaseSettings):
         if self.compile != "off" and not self.warmup:
             # Compiling inside a job would take minutes and hit the task's time limit.
             raise ValueError("STYLEBOT_COMPILE needs STYLEBOT_WARMUP=true")
+        self.batch_sizes()  # raises on a bad STYLEBOT_COMPILE_BATCH_SIZES
         return self
+
+    def batch_sizes(self) -> tuple[int, ...]:
+        """The batch sizes a compiled pipeline is warmed for (and pads batches up to)."""
+        if not self.compile_batch_sizes.strip():
+            sizes = {1, self.max_batch}
+            size = 4  # ×4 steps: each size is a compile per bucket, minutes on a GPU
+            while size < self.max_batch:
+                sizes.add(size)
+                size *= 4
+            return tuple(sorted(sizes))
+        try:
+            sizes = {int(part) for part in self.compile_batch_sizes.split(",") if part.strip()}
+        except ValueError:
+            sizes = set()
+        if not sizes or min(sizes) < 1 or max(sizes) > self.max_batch:
+            raise ValueError(
+                "STYLEBOT_COMPILE_BATCH_SIZES: comma-separated sizes from 1 to STYLEBOT_MAX_BATCH"
+                f" ({self.max_batch}), e.g. 1,4,{self.max_batch}"
+            )
+        return tuple(sorted(sizes))
 
     @property
     def zone(self) -> ZoneInfo:

@@ -21,7 +21,6 @@ from storage.models import utcnow
 from storage.settings import Settings
 from tasks.app import STYLIZE_TASK
 from tasks.backends import Backend, PipelineOptions, WarmsUp, make_backend
-from tasks.backends.base import batch_sizes_for
 from tasks.batch import run_next
 from tasks.buckets import parse_buckets
 from tasks.styles import StylePreset, load_styles
@@ -76,7 +75,7 @@ def pipeline_options(settings: Settings) -> PipelineOptions:
         dtype=settings.dtype,
         compile=settings.compile,
         compile_mode=settings.compile_mode,
-        batch_sizes=batch_sizes_for(settings.max_batch),
+        batch_sizes=settings.batch_sizes(),
         warmup_buckets=parse_buckets(settings.warmup_buckets),
         vae_slicing=settings.vae_slicing,
     )

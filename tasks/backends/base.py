@@ -44,20 +44,6 @@ class PipelineOptions:
     seed: int = 0
 
 
-def batch_sizes_for(max_batch: int) -> tuple[int, ...]:
-    """The batch sizes a compiled pipeline is warmed for: 1, then ×4 steps, then max_batch.
-
-    Each size is one compiled graph per bucket (minutes on a GPU), so there are few of them; a
-    batch between two sizes is padded up, which costs GPU time only when there is spare.
-    """
-    sizes = {1, max_batch}
-    size = 4
-    while size < max_batch:
-        sizes.add(size)
-        size *= 4
-    return tuple(sorted(sizes))
-
-
 @dataclass(frozen=True)
 class WarmupReport:
     """What a worker's start-up cost, for its `model_ready` log line and the GPU benchmark."""

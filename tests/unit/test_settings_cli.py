@@ -44,6 +44,11 @@ def test_admins_are_platform_qualified(monkeypatch: pytest.MonkeyPatch) -> None:
         ("STYLEBOT_FREE_DAILY_LIMIT", "-1"),
         ("STYLEBOT_TIMEZONE", "Mars/Olympus"),
         ("STYLEBOT_BACKEND", "dall-e"),
+        ("STYLEBOT_COMPILE", "yes"),
+        ("STYLEBOT_WARMUP_BUCKETS", "512x512,1024x1024"),
+        ("STYLEBOT_COMPILE_BATCH_SIZES", "1,x"),
+        ("STYLEBOT_COMPILE_BATCH_SIZES", "0,4"),
+        ("STYLEBOT_COMPILE_BATCH_SIZES", "1,64"),  # above the max batch (8)
     ],
 )
 def test_invalid_setting_names_the_variable(
@@ -51,6 +56,28 @@ def test_invalid_setting_names_the_variable(
 ) -> None:
     monkeypatch.setenv(var, value)
     with pytest.raises(SettingsError, match=var):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("max_batch", "sizes", "expected"),
+    [
+        (1, "", (1,)),
+        (8, "", (1, 4, 8)),
+        (16, "", (1, 4, 16)),
+        (64, "", (1, 4, 16, 64)),
+        (16, " 16, 1 ", (1, 16)),
+    ],
+)
+def test_compiled_batch_sizes(max_batch: int, sizes: str, expected: tuple[int, ...]) -> None:
+    settings = load_settings(max_batch=max_batch, compile_batch_sizes=sizes, _env_file=None)
+    assert settings.batch_sizes() == expected
+
+
+def test_compile_needs_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STYLEBOT_COMPILE", "unet")
+    monkeypatch.setenv("STYLEBOT_WARMUP", "false")
+    with pytest.raises(SettingsError, match=r"^STYLEBOT_COMPILE needs STYLEBOT_WARMUP=true$"):
         load_settings()
 
 
