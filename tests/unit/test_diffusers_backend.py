@@ -240,3 +240,21 @@ def test_two_models_of_one_architecture_share_compiled_graphs(
     a, b = (backend.stylize([photo(32, 32)], style)[0] for style in styles)
     assert a.tobytes() != b.tobytes()  # ... with its own weights
     assert backend.graphs_since_warmup == 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_inductor_compiled_tiny_pipeline_on_cuda(tiny_model: Path) -> None:
+    """The real compiler (inductor, Triton kernels) on a GPU: warm-up compiles each shape once,
+    serving compiles nothing more, and the worker's figures are reported."""
+    backend = DiffusersBackend(
+        PipelineOptions(compile="unet", batch_sizes=(1, 2), warmup_buckets=("512x512",))
+    )
+    style = preset(tiny_model, size=64)
+    report = backend.warm_up([style])
+    assert report.graphs >= 2 and report.vram_peak_mib is not None and report.vram_peak_mib > 0
+    outs = backend.stylize([photo(64, 64), photo(60, 60, seed=1), photo(50, 50, seed=2)], style)
+    assert [o.size for o in outs] == [(64, 64), (60, 60), (50, 50)]  # 3 → eager beyond 2
+    assert backend.graphs_since_warmup == 0
+    assert "new_graphs=0" in backend.log_fields() and "vram_peak_mib=" in backend.log_fields()
