@@ -188,6 +188,8 @@ def test_pipeline_loaded_once_per_model(cpu_backend: DiffusersBackend, tiny_mode
     cpu_backend.stylize([photo(32, 32)], preset(tiny_model, size=32))
     assert cpu_backend.pipeline(str(tiny_model)) is pipe
     assert pipe.dtype == torch.float32  # CPU: no fast fp16 kernels
+    # Attention through torch's scaled_dot_product_attention (flash / memory-efficient kernels).
+    assert {type(p).__name__ for p in pipe.unet.attn_processors.values()} == {"AttnProcessor2_0"}
 
 
 def test_seeded_and_reproducible(cpu_backend: DiffusersBackend, tiny_model: Path) -> None:
