@@ -222,3 +222,35 @@ def earlier_result(session: Session, user_id: str, digest: str, day: date) -> Jo
         )
         .order_by(col(Job.finished_at).desc())
     ).first()
+
+
+def waiting_jobs(session: Session, platform: str, limit: int = 500) -> list[Job]:
+    """Queued and running jobs of `platform`, oldest first: the ones whose status may change."""
+    return list(
+        session.exec(
+            select(Job)
+            .where(
+                Job.platform == platform,
+                col(Job.status).in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+            )
+            .order_by(col(Job.created_at))
+            .limit(limit)
+        ).all()
+    )
+
+
+def recent_done(session: Session, user_id: str, since: datetime, limit: int) -> list[Job]:
+    """This user's done jobs with a stored result, finished after `since`, newest first."""
+    return list(
+        session.exec(
+            select(Job)
+            .where(
+                Job.user_id == user_id,
+                Job.status == JobStatus.DONE,
+                col(Job.result_path).is_not(None),
+                col(Job.finished_at) >= since,
+            )
+            .order_by(col(Job.finished_at).desc())
+            .limit(limit)
+        ).all()
+    )

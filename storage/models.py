@@ -73,6 +73,8 @@ class Job(SQLModel, table=True):
     quota_day: date  # the day whose allowance this job used
     locale: str = Field(default="en", max_length=8)
     reply_target: str  # ReplyTarget as JSON
+    # The platform's copy of the photo (ImageRequest.source), to style it again; /forget clears it.
+    source_ref: str | None = Field(default=None, max_length=2000)
     result_path: str | None = Field(default=None, max_length=300)
     error_code: str | None = Field(default=None, max_length=40)
     created_at: datetime = Field(default_factory=utcnow)

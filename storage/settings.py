@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # A self-hosted Bot API server started with --local: no 20 MB download limit, files on disk.
     telegram_local_mode: bool = False
     discord_token: str = ""
+    # Discord's REST API base; the gateway address comes from its /gateway/bot answer.
+    discord_api_url: str = Field(default="https://discord.com/api/v10", pattern=r"^https?://\S+$")
+    # Set: commands are synced to this one guild only (instant; for development). None: global.
+    discord_guild_id: int | None = Field(default=None, gt=0)
     admins: Annotated[tuple[str, ...], NoDecode] = ()
     free_daily_limit: int = Field(default=3, ge=0, le=10_000)
     plus_daily_limit: int = Field(default=30, ge=0, le=100_000)
@@ -93,6 +97,11 @@ class Settings(BaseSettings):
                     raise ValueError(f"{admin!r} is not a platform-qualified id like telegram:123")
             return tuple(value)
         return value
+
+    @field_validator("discord_guild_id", mode="before")
+    @classmethod
+    def _empty_means_global(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("styles_file", mode="before")
     @classmethod

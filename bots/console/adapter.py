@@ -72,5 +72,6 @@ class ConsoleSender:
 
 
 def format_reply(reply: Reply) -> str:
-    suffix = f"\n      [image] {reply.image}" if reply.image else ""
+    images = [reply.image] if reply.image else list(reply.images)
+    suffix = "".join(f"\n      [image] {image}" for image in images)
     return f"bot › {reply.text}{suffix}"

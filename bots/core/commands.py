@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bots.core.history import results_reply
 from bots.core.messages import t
 from bots.core.progress import forget
 from bots.core.requests import Reply, Sender
 from bots.core.service import Core
 
-PLAIN_COMMANDS = ("start", "help", "styles", "quota", "cancel", "forget")
+PLAIN_COMMANDS = ("start", "help", "styles", "quota", "cancel", "results", "forget")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ def answer_plain(core: Core, sender: Sender, command: Command) -> Reply | None:
             return core.quota_status(sender)
         case "cancel":
             return core.cancel_latest(sender)
+        case "results":
+            return results_reply(core, sender)
         case "forget":
             return forget(core, sender)
     return None

@@ -50,11 +50,13 @@ class Delivery:
             else job.style
         )
         if job.status != JobStatus.DONE or not job.result_path:
-            return Reply(t("failed", job.locale), job_id=job.id)
+            return Reply(t("failed", job.locale), job_id=job.id, style=job.style, locale=job.locale)
         return Reply(
             t("result", job.locale, style=style, left=self._left_today(job)),
             image=Path(job.result_path),
             job_id=job.id,
+            style=job.style,
+            locale=job.locale,
         )
 
     def _left_today(self, job: Job) -> int:

@@ -79,7 +79,13 @@ def forget(core: Core, sender: Sender) -> Reply:
         s.execute(
             update(Job)
             .where(col(Job.user_id) == sender.user_id, col(Job.status) != JobStatus.RUNNING)
-            .values(reply_target="{}", result_path=None, input_digest=None, delivered_at=rt.clock())
+            .values(
+                reply_target="{}",
+                source_ref=None,
+                result_path=None,
+                input_digest=None,
+                delivered_at=rt.clock(),
+            )
         )
         s.execute(update(User).where(col(User.id) == sender.user_id).values(username=None))
     for job in jobs:

@@ -18,6 +18,16 @@ class ReplyTarget:
     chat_id: str
     message_id: str | None = None  # reply to this message, where the platform can
     thread_id: str | None = None
+    # The asker's platform-native id: whom to mention, or to write to directly, when the chat
+    # itself cannot be reached.
+    person: str | None = None
+    # A short-lived way to answer (Discord's interaction token) and when it stops working
+    # (epoch seconds); after that the reply goes to the chat, or to the person directly.
+    handle: str | None = None
+    handle_expires: float | None = None
+    private: bool = False  # a one-to-one chat with the bot
+    reachable: bool = True  # the bot may post into chat_id without the handle
+    max_upload: int | None = None  # bytes a file may have there, where the platform says
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
@@ -25,6 +35,10 @@ class ReplyTarget:
     @classmethod
     def from_json(cls, text: str) -> ReplyTarget:
         return cls(**json.loads(text))
+
+    def handle_alive(self, now: float, margin_s: float = 0.0) -> bool:
+        """Whether the short-lived handle may still be used `margin_s` from now."""
+        return bool(self.handle) and (self.handle_expires or 0.0) > now + margin_s
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,9 @@ class ImageRequest:
     idempotency_key: str  # the same update delivered twice carries the same key
     fetch: Callable[[], bytes]
     declared_size: int | None = None  # bytes, when the platform says so before download
+    # Where the platform keeps the photo (a Discord attachment URL), so the person can style it
+    # again later without sending it anew; never a URL that embeds a bot token.
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,3 +77,6 @@ class Reply:
     text: str
     image: Path | None = None
     job_id: str | None = None
+    images: tuple[Path, ...] = ()  # several stored results (/results)
+    style: str | None = None  # the style of the job it answers, for buttons under a result
+    locale: str = "en"

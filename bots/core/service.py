@@ -141,7 +141,9 @@ class Core:
         if isinstance(admitted, Job):  # answered from the stored result, uncharged
             self.rt.store.delete_input(job_id)
             path = self.rt.store.result_path(admitted.id)
-            return Reply(t("duplicate_result", req.sender.locale), image=path, job_id=admitted.id)
+            loc = req.sender.locale
+            text = t("duplicate_result", loc)
+            return Reply(text, image=path, job_id=admitted.id, style=admitted.style, locale=loc)
         job, position = admitted
         return self._enqueue(job, position, verdict.wait_s, req.sender.locale)
 
@@ -191,6 +193,7 @@ class Core:
             quota_day=day,
             locale=sender.locale,
             reply_target=req.target.to_json(),
+            source_ref=req.source,
             created_at=now,
         )
         s.add(job)

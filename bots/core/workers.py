@@ -19,3 +19,16 @@ def wait_until_live(rt: Runtime, worker: subprocess.Popen[bytes], limit_s: float
                 return True
         time.sleep(0.1)
     return False
+
+
+def spawn_local_worker(rt: Runtime) -> subprocess.Popen[bytes]:
+    """`--with-worker`, a local try: one worker child, live before the bot admits anything."""
+    from storage.settings import SettingsError
+    from tasks.worker import spawn_worker, stop_worker
+
+    log = rt.settings.data_dir / "logs" / "worker.log"
+    worker = spawn_worker(log)
+    if not wait_until_live(rt, worker):
+        stop_worker(worker)
+        raise SettingsError(f"the worker did not start; see {log}")
+    return worker

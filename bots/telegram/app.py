@@ -87,7 +87,10 @@ class TelegramBot:
             core, bot, self.board, self.sender, limit, self.options.fetch_timeout_s
         )
         self.handlers = Handlers(
-            core, submitter, CommandRunner(core, bot, self.board), self.options.pending_ttl_s
+            core,
+            submitter,
+            CommandRunner(core, bot, self.board, self.sender),
+            self.options.pending_ttl_s,
         )
         self.handlers.register(self.app)
 

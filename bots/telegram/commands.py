@@ -21,14 +21,15 @@ from bots.core import (
 )
 from bots.core.commands import PLAIN_COMMANDS
 from bots.core.messages import t
-from bots.telegram.sender import send_text
+from bots.telegram.sender import TelegramSender, send_text
 from bots.telegram.status import StatusBoard
 from bots.telegram.translate import user_id
 
 
 class CommandRunner:
-    def __init__(self, core: Core, bot: Bot, board: StatusBoard) -> None:
+    def __init__(self, core: Core, bot: Bot, board: StatusBoard, sender: TelegramSender) -> None:
         self.core, self.admin, self.bot, self.board = core, Admin(core), bot, board
+        self.sender = sender
 
     @staticmethod
     def knows(command: Command) -> bool:
@@ -45,6 +46,9 @@ class CommandRunner:
         reply = await asyncio.to_thread(self._answer, message, sender, command)
         if command.name == "cancel":
             await self.board.finish(reply.job_id)  # its status message goes with it
+        if reply.images:  # /results: the kept results as one album, the text as its caption
+            await self.sender.send_album(target, reply.text, reply.images)
+            return
         await self.say(target, reply.text)
 
     async def help(self, sender: Sender, target: ReplyTarget) -> None:

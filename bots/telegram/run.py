@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import subprocess
 
 from telegram.error import InvalidToken
 
 from bots.core import Runtime, build_runtime
+from bots.core.workers import spawn_local_worker
 from bots.telegram.app import TelegramBot
 from storage.migrate import upgrade
 from storage.settings import Settings, SettingsError
@@ -22,7 +22,7 @@ def run_telegram(settings: Settings, with_worker: bool = False) -> int:
         upgrade(settings.sqlalchemy_url)  # embedded default: a local try needs no migrate step
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per status refresh
     runtime = build_runtime(settings)
-    worker = _spawn_worker(runtime) if with_worker else None
+    worker = spawn_local_worker(runtime) if with_worker else None
     try:
         asyncio.run(_serve(settings, runtime))
     except InvalidToken:  # its message quotes the token: never let it reach a log
@@ -34,19 +34,6 @@ def run_telegram(settings: Settings, with_worker: bool = False) -> int:
             stop_worker(worker)
         runtime.engine.dispose()
     return 0
-
-
-def _spawn_worker(runtime: Runtime) -> subprocess.Popen[bytes]:
-    """A local try: one worker child, live before the bot admits anything."""
-    from bots.core.workers import wait_until_live
-    from tasks.worker import spawn_worker, stop_worker
-
-    log = runtime.settings.data_dir / "logs" / "worker.log"
-    worker = spawn_worker(log)
-    if not wait_until_live(runtime, worker):
-        stop_worker(worker)
-        raise SettingsError(f"the worker did not start; see {log}")
-    return worker
 
 
 async def _serve(settings: Settings, runtime: Runtime) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message, ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, Forbidden
 
 from bots.core import Reply, ReplyTarget, Undeliverable
@@ -81,6 +81,19 @@ class TelegramSender:
             await self.board.finish(reply.job_id)
             raise Undeliverable(exc.message) from exc
         await self.board.finish(reply.job_id)
+
+    async def send_album(self, target: ReplyTarget, caption: str, images: tuple[Path, ...]) -> None:
+        """Stored results as one album (2-10 photos; one photo goes alone)."""
+        datas = [(await asyncio.to_thread(_read_image, path))[0] for path in images[:10]]
+        media = [
+            InputMediaPhoto(data, caption=caption if i == 0 else None, filename=path.name)
+            for i, (data, path) in enumerate(zip(datas, images, strict=False))
+        ]
+        where = placement(target)
+        if len(media) == 1:
+            await self.bot.send_photo(int(target.chat_id), datas[0], caption=caption, **where)
+            return
+        await self.bot.send_media_group(int(target.chat_id), media, **where)
 
     async def _send(self, target: ReplyTarget, reply: Reply) -> Message:
         if reply.image is None:

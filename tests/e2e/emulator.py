@@ -25,7 +25,7 @@ from tests.e2e.methods import BOT, ApiError, MethodsMixin
 # Shaped like a real token, so the log redaction pattern would recognise it too.
 TOKEN = "1234567:AAE2eTestTokenForTheBotApiEmulator_x1"  # fake; not a real token shape
 BOT_ID, BOT_USERNAME = BOT["id"], BOT["username"]
-JSON_FIELDS = {"reply_parameters", "reply_markup", "commands", "scope", "allowed_updates"}
+JSON_FIELDS = {"reply_parameters", "reply_markup", "commands", "scope", "allowed_updates", "media"}
 INT_FIELDS = {"chat_id", "message_id", "offset", "timeout", "limit", "message_thread_id"}
 
 

@@ -72,6 +72,15 @@ class MethodsMixin:
         sizes = self.photo_sizes(files["photo"])
         return self._bot_message(params, photo=sizes, caption=params.get("caption"))
 
+    def m_sendMediaGroup(self, params: dict[str, Any], files: dict[str, bytes]) -> list[Any]:
+        """An album: each item's photo is a file part named by its attach:// reference."""
+        sent = []
+        for item in params["media"]:
+            data = files[str(item["media"]).removeprefix("attach://")]
+            sizes = self.photo_sizes(data)
+            sent.append(self._bot_message(params, photo=sizes, caption=item.get("caption")))
+        return sent
+
     def m_sendDocument(self, params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
         doc = self.register(files["document"], mime_type="image/jpeg", file_name="result.jpg")
         return self._bot_message(params, document=doc, caption=params.get("caption"))

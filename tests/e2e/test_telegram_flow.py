@@ -178,3 +178,14 @@ def test_a_429_storm_and_a_502_still_deliver_everything_once(
     assert len(emu.calls_of("sendPhoto", ok=False)) == 3
     assert len(emu.calls_of("sendMessage", ok=False)) == 3
     assert not [r for r in caplog.records if "update_failed" in r.getMessage()]
+
+
+def test_results_sends_the_kept_results_again_as_one_album(live: Stack, uid: int) -> None:
+    emu, who = live.emulator, user(uid)
+    for seed in (31, 32):
+        sent = emu.send_photo(uid, who, photo_bytes(seed), caption="/arcane")
+        result_for(live, uid, sent["message_id"])
+    emu.user_message(uid, who, text="/results")
+    album = emu.wait_for(lambda: emu.calls_of("sendMediaGroup", chat_id=uid), what="an album")[0]
+    assert len(album.result) == 2 and len(album.files) == 2
+    assert album.result[0]["caption"] == t("results_list", "en", count=2, hours=24)

@@ -21,6 +21,22 @@ def test_reply_target_round_trips_through_json() -> None:
     assert '"platform":"telegram"' in target.to_json()
 
 
+def test_a_reply_target_with_a_short_lived_handle() -> None:
+    target = ReplyTarget(
+        "discord", chat_id="55", person="7", handle="tok", handle_expires=1000.0, reachable=False
+    )
+    assert ReplyTarget.from_json(target.to_json()) == target
+    assert target.handle_alive(900.0) and not target.handle_alive(900.0, margin_s=100.0)
+    assert not target.handle_alive(1000.0)
+    assert not ReplyTarget("discord", chat_id="55").handle_alive(0.0)
+
+
+def test_a_stored_target_from_before_the_handle_fields_still_loads() -> None:
+    old = '{"chat_id":"-100123","message_id":"42","platform":"telegram","thread_id":null}'
+    target = ReplyTarget.from_json(old)
+    assert target.reachable and target.handle is None and not target.private
+
+
 @pytest.mark.parametrize(
     ("text", "name", "args"),
     [

@@ -175,7 +175,7 @@ def test_photo_or_document(size: int, width: int, height: int, ok: bool) -> None
 def test_menu_commands_come_from_the_catalog(locale: str) -> None:
     commands = menu_commands(STYLES, locale)
     names = [c.command for c in commands]
-    assert names[:6] == ["start", "help", "styles", "quota", "cancel", "forget"]
+    assert names[:7] == ["start", "help", "styles", "quota", "cancel", "results", "forget"]
     assert set(STYLES) <= set(names) and len(names) <= 100
     assert commands[3].description == t("cmd_quota", locale)
     assert all(1 <= len(c.description) <= 256 for c in commands)
