@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     telegram.add_argument(
         "--with-worker", action="store_true", help="also start a worker process (a local try)"
     )
+    discord = sub.add_parser("discord", help="run the Discord bot (see the README: Run on Discord)")
+    discord.add_argument(
+        "--with-worker", action="store_true", help="also start a worker process (a local try)"
+    )
     admin = sub.add_parser(
         "admin",
         help="run an admin command from the shell (stylebot admin -h)",
@@ -82,6 +86,12 @@ def _telegram(settings: Settings, args: argparse.Namespace) -> int:
     return run_telegram(settings, with_worker=args.with_worker)
 
 
+def _discord(settings: Settings, args: argparse.Namespace) -> int:
+    from bots.discord import run_discord
+
+    return run_discord(settings, with_worker=args.with_worker)
+
+
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     from storage.migrate import current, upgrade
 
@@ -113,6 +123,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "migrate": _migrate,
     "admin": _admin,
     "telegram": _telegram,
+    "discord": _discord,
     "bench": _bench,
 }
 

@@ -125,7 +125,7 @@ def test_help_lists_exactly_the_built_commands() -> None:
     listed = {
         line.split()[0] for line in out.splitlines() if line.startswith("    ") and line.split()
     }
-    assert listed == {"demo", "chat", "worker", "migrate", "admin", "bench", "telegram"}
+    assert listed == {"demo", "chat", "worker", "migrate", "admin", "bench", "telegram", "discord"}
 
 
 def test_migrate_command_creates_the_schema(tmp_path: Path) -> None:
@@ -138,7 +138,7 @@ def test_migrate_command_creates_the_schema(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "0004" in proc.stdout and (tmp_path / "d" / "stylebot.db").exists()
+    assert "0005" in proc.stdout and (tmp_path / "d" / "stylebot.db").exists()
 
 
 def test_settings_are_not_read_at_import() -> None:
