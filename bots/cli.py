@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=1, help="processes (one per GPU)")
     worker.add_argument("--loglevel", default="INFO")
     sub.add_parser("migrate", help="apply database migrations (Alembic) and exit")
-    telegram = sub.add_parser("telegram", help="run the Telegram bot (see docs/telegram.md)")
+    telegram = sub.add_parser(
+        "telegram", help="run the Telegram bot (see the README: Run on Telegram)"
+    )
     telegram.add_argument(
         "--with-worker", action="store_true", help="also start a worker process (a local try)"
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -30,6 +31,7 @@ log = logging.getLogger("stylebot.discord.sender")
 # ids as int, but formats them into the route, where Discord takes "@original" too.
 ORIGINAL: Any = "@original"
 GONE = (discord.NotFound, discord.Forbidden)
+REFUSED_KEPT = 10_000
 
 
 def token_refused(exc: discord.HTTPException) -> bool:
@@ -49,6 +51,17 @@ class DiscordSender:
     ) -> None:
         self.client, self.styles, self.clock = client, styles, clock
         self.token_margin_s = token_margin_s
+        self._refused: OrderedDict[str, None] = OrderedDict()  # tokens Discord said no to
+
+    def usable(self, target: ReplyTarget) -> bool:
+        alive = target.handle_alive(self.clock(), self.token_margin_s)
+        return alive and target.handle is not None and target.handle not in self._refused
+
+    def refuse(self, token: str) -> None:
+        """A refused token is never tried again (too many 401s get a bot banned by Cloudflare)."""
+        self._refused[token] = None
+        while len(self._refused) > REFUSED_KEPT:
+            self._refused.popitem(last=False)
 
     def webhook(self, token: str) -> discord.Webhook:
         """The interaction's webhook from its token alone, as discord.py builds it for
@@ -57,13 +70,14 @@ class DiscordSender:
         return discord.Webhook.from_state(data=data, state=self.client._connection)
 
     async def send(self, target: ReplyTarget, reply: Reply) -> None:
-        if target.handle and target.handle_alive(self.clock(), self.token_margin_s):
+        if target.handle and self.usable(target):
             try:
                 await self._via_interaction(target.handle, target, reply)
                 return
             except discord.HTTPException as exc:
                 if not token_refused(exc):
                     raise  # a 5xx discord.py already retried: the delivery loop tries later
+                self.refuse(target.handle)
                 log.info("interaction_token_refused job=%s status=%s", reply.job_id, exc.status)
         if target.reachable:
             try:
@@ -96,7 +110,7 @@ class DiscordSender:
             log.info("status_delete_failed status=%s", exc.status)
 
     async def edit_status(self, target: ReplyTarget | None, text: str) -> None:
-        if target is None or not target.handle or not target.handle_alive(self.clock()):
+        if target is None or not target.handle or not self.usable(target):
             return
         try:
             await self.webhook(target.handle).edit_message(ORIGINAL, content=text, view=None)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import discord
 
 from bots.core import Core, ReplyTarget, progress_texts
-from bots.discord.sender import ORIGINAL, DiscordSender
+from bots.discord.sender import ORIGINAL, DiscordSender, token_refused
 from bots.discord.translate import PLATFORM
 from storage.db import transaction
 from storage.jobs import waiting_jobs
@@ -37,13 +37,12 @@ class StatusRefresher:
         self._slots = asyncio.Semaphore(MAX_PARALLEL_EDITS)
 
     def _waiting(self) -> list[tuple[str, str, ReplyTarget]]:
-        now = self.clock()
         with transaction(self.core.rt.engine) as s:
             jobs = waiting_jobs(s, PLATFORM)
         out = []
         for job in jobs:
             target = ReplyTarget.from_json(job.reply_target) if job.reply_target != "{}" else None
-            if target is not None and target.handle and target.handle_alive(now):
+            if target is not None and target.handle and self.sender.usable(target):
                 out.append((job.id, job.locale, target))
         return out
 
@@ -85,6 +84,8 @@ class StatusRefresher:
                 await hook.edit_message(ORIGINAL, content=text)
             except discord.HTTPException as exc:  # gone, or the token spent: stop trying
                 log.info("status_edit_failed job=%s status=%s", job_id, exc.status)
+                if token_refused(exc):
+                    self.sender.refuse(target.handle)
                 return 0
         return 1
 

@@ -59,7 +59,7 @@ def test_after_the_token_expired_the_result_goes_to_the_channel_once(stack: Disc
     assert t("result", "en", style="Ghibli", left=2) in post["content"]
     assert post["nonce"] == job.id[:25]
     assert emu.followups(asked["id"]) == []
-    assert not emu.calls_of("followup", ok=None)  # an expired token is never even tried
+    assert not emu.calls_of("followup", ok=None, token=asked["token"])  # expired: never tried
     settle()
     assert len(posts_with_files(stack, who.channel)) == 1
 

@@ -207,3 +207,21 @@ def test_requests_work_in_threads_in_dms_and_where_only_the_user_installed_the_a
     assert targets["arcane"]["private"] and not targets["ghibli"]["private"]
     [visit] = stack.jobs(visitor.id)
     assert json.loads(visit.reply_target)["reachable"] is False
+
+
+def test_a_refused_token_is_never_tried_again_and_the_result_goes_to_the_channel(
+    discord_live: DiscordStack,
+) -> None:
+    stack, emu = discord_live, discord_live.emulator
+    who = person(stack)
+    emu.fail("followup", 401, times=1)  # Discord says the token is no good, however young
+    asked = ask(stack, who, "arcane", seed=50)
+
+    def posted() -> list[dict]:
+        return [m for m in emu.channel_messages(who.channel) if m.get("attachments")]
+
+    [post] = emu.wait_for(posted, 60.0, "the result in the channel")
+    assert post["content"].startswith(f"<@{who.id}> ")
+    settle(1.0)
+    assert len(emu.calls_of("followup", ok=None, token=asked["token"])) == 1
+    assert len(posted()) == 1

@@ -66,11 +66,11 @@ def _strings(node: Any) -> list[str]:
 
 def test_expected_services(services: dict[str, Any]) -> None:
     assert {"redis", "postgres", "migrate", "worker", "flower"} <= set(services)
-    # Bot services come with their adapters: bot-telegram (tested below); Discord's not yet.
-    assert not [name for name in services if "discord" in name]
+    # One service per chat platform, each in its own profile (tested below).
+    assert [name for name in services if "discord" in name] == ["bot-discord"]
     for name, svc in services.items():
         command = svc.get("command") or []
-        if name != "bot-telegram":
+        if name not in ("bot-telegram", "bot-discord"):
             assert not any(word in ("telegram", "discord", "bot") for word in command)
 
 
@@ -85,6 +85,20 @@ def test_bot_telegram_is_opt_in_and_shares_the_stack(services: dict[str, Any]) -
     assert all(env[key] == value for key, value in shared.items())
     assert env["STYLEBOT_TELEGRAM_TOKEN"] is None  # passed through from .env, never written here
     assert env["STYLEBOT_TELEGRAM_WEBHOOK_LISTEN"] == "0.0.0.0"
+    fields = {f"STYLEBOT_{name.upper()}" for name in Settings.model_fields}
+    assert {key for key in env if key.startswith("STYLEBOT_")} <= fields
+
+
+def test_bot_discord_is_opt_in_and_shares_the_stack(services: dict[str, Any]) -> None:
+    bot = services["bot-discord"]
+    assert bot["command"] == ["discord"] and bot["profiles"] == ["discord"]
+    assert bot["build"]["dockerfile"] == "docker/Dockerfile"
+    assert bot["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "data:/data" in bot["volumes"] and "ports" not in bot
+    env, shared = _env(bot), _env(services["migrate"])
+    assert all(env[key] == value for key, value in shared.items())
+    assert env["STYLEBOT_DISCORD_TOKEN"] is None  # passed through from .env, never written here
     fields = {f"STYLEBOT_{name.upper()}" for name in Settings.model_fields}
     assert {key for key in env if key.startswith("STYLEBOT_")} <= fields
 
