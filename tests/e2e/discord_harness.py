@@ -15,16 +15,16 @@ from typing import Any, TypeVar
 from sqlmodel import select
 
 from bots.core import Runtime, build_runtime
-from bots.core.workers import wait_until_live
 from bots.discord import DiscordBot, DiscordOptions
 from storage.db import transaction
 from storage.migrate import upgrade
-from storage.models import AuditEntry, Job, Usage
+from storage.models import AuditEntry, Job
 from storage.settings import Settings
-from tasks.worker import spawn_worker, stop_worker
+from tasks.worker import stop_worker
 from tests.conftest import pretend_a_worker_is_live
 from tests.dbutil import fresh_database
 from tests.e2e.discord_emulator import TOKEN, DiscordEmulator
+from tests.e2e.harness import jobs_of, start_classic_worker, used_by
 from tests.services import redis_url
 
 T = TypeVar("T")
@@ -106,14 +106,7 @@ class DiscordStack:
         self.runtime.engine.dispose()
 
     def start_worker(self, log: Path) -> None:
-        env = {
-            "STYLEBOT_DATABASE_URL": self.settings.database_url,
-            "STYLEBOT_BROKER_URL": self.settings.broker_url,
-            "STYLEBOT_DATA_DIR": str(self.settings.data_dir),
-            "STYLEBOT_BACKEND": "classic",
-        }
-        self.worker = spawn_worker(log, env=env)
-        assert wait_until_live(self.runtime, self.worker, 60), log.read_text()
+        self.worker = start_classic_worker(self.runtime, log)
 
     def stop_worker(self) -> None:
         if self.worker is not None:
@@ -123,13 +116,10 @@ class DiscordStack:
     # --- what the database says ------------------------------------------------------------
 
     def jobs(self, user_id: int) -> list[Job]:
-        with transaction(self.runtime.engine) as s:
-            return list(s.exec(select(Job).where(Job.user_id == f"discord:{user_id}")).all())
+        return jobs_of(self.runtime, f"discord:{user_id}")
 
     def used(self, user_id: int) -> int:
-        with transaction(self.runtime.engine) as s:
-            rows = s.exec(select(Usage).where(Usage.user_id == f"discord:{user_id}"))
-            return sum(u.used for u in rows)
+        return used_by(self.runtime, f"discord:{user_id}")
 
     def audit(self, actor: int) -> list[AuditEntry]:
         with transaction(self.runtime.engine) as s:

@@ -93,24 +93,39 @@ class Stack:
         await self.emulator.stop()
 
     def start_worker(self, log: Path) -> None:
-        env = {
-            "STYLEBOT_DATABASE_URL": self.settings.database_url,
-            "STYLEBOT_BROKER_URL": self.settings.broker_url,
-            "STYLEBOT_DATA_DIR": str(self.settings.data_dir),
-            "STYLEBOT_BACKEND": "classic",
-        }
-        self.worker = spawn_worker(log, env=env)
-        assert wait_until_live(self.runtime, self.worker, 60), log.read_text()
+        self.worker = start_classic_worker(self.runtime, log)
 
     # --- what the database says ------------------------------------------------------------
 
     def jobs(self, user_id: str) -> list[Job]:
-        with transaction(self.runtime.engine) as s:
-            return list(s.exec(select(Job).where(Job.user_id == user_id)).all())
+        return jobs_of(self.runtime, user_id)
 
     def used(self, user_id: str) -> int:
-        with transaction(self.runtime.engine) as s:
-            return sum(u.used for u in s.exec(select(Usage).where(Usage.user_id == user_id)))
+        return used_by(self.runtime, user_id)
+
+
+def start_classic_worker(runtime: Runtime, log: Path) -> subprocess.Popen[bytes]:
+    """A real `stylebot worker` (classic backend) on the stack's database, broker and store."""
+    settings = runtime.settings
+    env = {
+        "STYLEBOT_DATABASE_URL": settings.database_url,
+        "STYLEBOT_BROKER_URL": settings.broker_url,
+        "STYLEBOT_DATA_DIR": str(settings.data_dir),
+        "STYLEBOT_BACKEND": "classic",
+    }
+    worker = spawn_worker(log, env=env)
+    assert wait_until_live(runtime, worker, 60), log.read_text()
+    return worker
+
+
+def jobs_of(runtime: Runtime, user_id: str) -> list[Job]:
+    with transaction(runtime.engine) as s:
+        return list(s.exec(select(Job).where(Job.user_id == user_id)).all())
+
+
+def used_by(runtime: Runtime, user_id: str) -> int:
+    with transaction(runtime.engine) as s:
+        return sum(u.used for u in s.exec(select(Usage).where(Usage.user_id == user_id)))
 
 
 @contextmanager
