@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import re
 
-# Telegram tokens look like 123456789:AA...; they also appear inside Bot API URLs.
-TOKEN_PATTERN = re.compile(r"\d{6,12}:[A-Za-z0-9_-]{30,}")
+# Telegram tokens look like 123456789:AA...; they also appear inside Bot API URLs. Discord bot
+# tokens are three base64url parts: the bot's id, a timestamp, an HMAC (MTIz….GhIjKl.AbC…).
+TOKEN_PATTERN = re.compile(
+    r"\d{6,12}:[A-Za-z0-9_-]{30,}"
+    r"|\b[MNO][A-Za-z0-9_-]{22,30}\.[A-Za-z0-9_-]{5,7}\.[A-Za-z0-9_-]{27,45}\b"
+)
 
 
 class RedactSecrets(logging.Filter):

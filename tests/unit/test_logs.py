@@ -41,3 +41,10 @@ def test_unknown_token_shape_is_redacted_by_pattern() -> None:
     other = "987654321:" + "B" * 35
     record = logging.LogRecord("x", logging.INFO, __file__, 1, f"token {other}", (), None)
     assert other not in _render(record)
+
+
+def test_a_discord_shaped_token_is_redacted_by_pattern() -> None:
+    discord_like = "MTA" + "x" * 23 + ".GaBcDe." + "y" * 38  # id . timestamp . hmac, made up
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, f"login {discord_like} ok", (), None)
+    text = _render(record)
+    assert discord_like not in text and text == "login [REDACTED] ok"
