@@ -51,7 +51,7 @@ def test_results_lists_kept_results_newest_first(core: Core, tmp_path: Path) -> 
     reply = answer_plain(core, chat.sender, command)
     assert reply is not None
     assert reply.images == (core.rt.store.result_path(second), core.rt.store.result_path(first))
-    assert "2 most recent" in reply.text
+    assert "results (2)" in reply.text
     core.rt.store.delete_result(second)  # purged by retention: not offered any more
     again = answer_plain(core, chat.sender, command)
     assert again is not None and again.images == (core.rt.store.result_path(first),)
