@@ -91,8 +91,11 @@ class DiscordSender:
 
     async def _via_interaction(self, token: str, target: ReplyTarget, reply: Reply) -> None:
         hook = self.webhook(token)
-        if reply.image is None:  # a failure: the status message becomes the polite answer
-            await hook.edit_message(ORIGINAL, content=reply.text, view=None)
+        # A failure: the status message becomes the polite answer. A result: the status is filled
+        # first, since were the deferred "thinking…" answer still empty (its first edit failed),
+        # Discord would make the result that private answer, which retire() then deletes.
+        await hook.edit_message(ORIGINAL, content=reply.text, view=None)
+        if reply.image is None:
             return
         await hook.send(
             content=reply.text,

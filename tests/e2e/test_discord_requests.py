@@ -225,3 +225,19 @@ def test_a_refused_token_is_never_tried_again_and_the_result_goes_to_the_channel
     settle(1.0)
     assert len(emu.calls_of("followup", ok=None, token=asked["token"])) == 1
     assert len(posted()) == 1
+
+
+def test_a_result_stays_public_even_when_the_first_status_edit_failed(
+    discord_live: DiscordStack,
+) -> None:
+    stack, emu = discord_live, discord_live.emulator
+    who = person(stack)
+    emu.fail("edit_original", 429, times=10, retry_after=0.05)  # the status is never filled
+    asked = ask(stack, who, "ghibli", seed=60)
+    result = result_of(stack, asked)
+    assert not result.get("flags", 0) & EPHEMERAL
+    settle(1.0)
+    kept = [m for m in emu.followups(asked["id"]) if m.get("attachments")]
+    assert [m["id"] for m in kept] == [result["id"]]
+    assert emu.calls_of("delete_original", token=asked["token"])
+    assert not emu.calls_of("delete_followup", ok=None, token=asked["token"])
