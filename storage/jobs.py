@@ -137,13 +137,57 @@ def expired_running(session: Session, now: datetime, lease: timedelta) -> list[J
     )
 
 
+def orphaned_running(session: Session, now: datetime, silent: timedelta) -> list[Job]:
+    """Running jobs whose worker has not beaten for `silent`: it died with the job (a kill -9,
+    a lost machine), so the job would otherwise wait for the whole lease."""
+    live = select(WorkerBeat.id).where(col(WorkerBeat.last_seen) >= now - silent)
+    return list(
+        session.exec(
+            select(Job).where(
+                Job.status == JobStatus.RUNNING,
+                col(Job.started_at) < now - silent,
+                or_(col(Job.worker_id).is_(None), col(Job.worker_id).not_in(live)),
+            )
+        ).all()
+    )
+
+
 def requeue(session: Session, job_id: str) -> bool:
     result = session.execute(
         update(Job)
         .where(col(Job.id) == job_id, col(Job.status) == JobStatus.RUNNING)
-        .values(status=JobStatus.QUEUED, claim_task=None, worker_id=None)
+        .values(status=JobStatus.QUEUED, claim_task=None, worker_id=None, token_at=utcnow())
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def overdue_tokens(
+    session: Session, cutoff: datetime, now: datetime, limit: int = 200
+) -> list[str]:
+    """Queued jobs whose last token went out before `cutoff` (the broker lost it, or it never
+    left): marked as re-tokened `now` in the same statement, so one bot process re-issues each."""
+    stale = func.coalesce(col(Job.token_at), col(Job.created_at)) < cutoff
+    pick = (
+        select(Job.id)
+        .where(Job.status == JobStatus.QUEUED, stale)
+        .order_by(col(Job.sort_key))
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    picked = pick.cte("picked").prefix_with("MATERIALIZED")
+    jobs = _update_returning(
+        session,
+        update(Job)
+        .where(col(Job.id).in_(select(picked.c.id)), col(Job.status) == JobStatus.QUEUED)
+        .values(token_at=now),
+    )
+    return [job.id for job in jobs]
+
+
+def untoken(session: Session, job_ids: list[str]) -> None:
+    """The tokens for these jobs could not be sent: due again at the next look."""
+    session.execute(update(Job).where(col(Job.id).in_(job_ids)).values(token_at=None))
 
 
 def beat(session: Session, worker_id: str, now: datetime) -> None:

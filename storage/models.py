@@ -78,6 +78,9 @@ class Job(SQLModel, table=True):
     result_path: str | None = Field(default=None, max_length=300)
     error_code: str | None = Field(default=None, max_length=40)
     created_at: datetime = Field(default_factory=utcnow)
+    # When the last Celery token for this job was sent: a queued job whose token is long
+    # overdue had it lost (a broker restarted empty), and housekeeping sends another.
+    token_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     delivery_claimed_at: datetime | None = None

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     # Embedded: kombu's filesystem transport under data_dir (the host part only quiets kombu).
     broker_url: str = "filesystem://localhost/"
     styles_file: Path | None = None  # None: the bundled tasks/styles.toml
-    backend: Literal["classic", "diffusers", "null", "sleep"] = "classic"
+    backend: Literal["classic", "diffusers", "null", "sleep", "crash"] = "classic"
     telegram_token: str = ""
     telegram_api_url: str = "https://api.telegram.org"
     # Set: webhook mode, Telegram posts updates to this public HTTPS URL. Empty: long polling.
@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     task_time_limit: int = Field(default=180, gt=0)
     broker_visibility_timeout: int = Field(default=3600, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=20)
+    # A queued job whose Celery token is this overdue (or twice the queue's estimated drain
+    # time, when longer) gets another: the broker lost the first (restarted empty, flushed).
+    token_grace_s: float = Field(default=60.0, gt=0)
     device: str = "auto"  # diffusers backend: auto | cuda | cpu
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"  # auto: fp16 on CUDA
     compile: Literal["off", "unet", "full"] = "off"  # torch.compile the UNet (full: + VAE)

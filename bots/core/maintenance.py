@@ -1,8 +1,11 @@
 """Housekeeping every bot process runs beside its delivery loop.
 
 - auto surge: step the free limit with the measured free-tier wait (quota.surge);
-- reaper: a running job whose worker fell silent past the lease goes back to the queue with a
-  fresh token (or fails as poison past its attempt cap, refunded);
+- reaper: a running job whose worker stopped beating (it died with the job) or fell silent past
+  the lease goes back to the queue with a fresh token (or fails as poison past its attempt
+  cap, refunded);
+- lost tokens: a queued job whose Celery token is long overdue gets another (the broker lost
+  it); SQL marks it first, so one bot process sends it, and a spare one is harmless;
 - retention: results older than STYLEBOT_RESULT_TTL_HOURS are deleted.
 """
 
@@ -12,13 +15,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bots.core.runtime import Runtime
 from quota import surge
+from quota.capacity import measure
 from quota.lifecycle import finish_failed
 from storage.db import transaction
-from storage.jobs import expired_running, requeue
+from storage.jobs import expired_running, orphaned_running, overdue_tokens, requeue, untoken
 
 log = logging.getLogger("stylebot.maintenance")
 
@@ -38,17 +42,25 @@ class Maintenance:
         now = self.rt.clock()
         with transaction(self.rt.engine) as s:
             surge.tick(s, self.rt.tiers["free"], now, self.rt.settings)
-        for job_id in self.reap():
-            self.rt.enqueue(job_id)
+        self._send_tokens(self.reap())
+        self._send_tokens(self.overdue(now))
         if time.monotonic() - self.last_purge > PURGE_EVERY_S:
             self.last_purge = time.monotonic()
             self.rt.store.purge_expired_results()
 
+    @property
+    def silent(self) -> timedelta:
+        """How long a worker may miss its heartbeat before its running jobs count as orphans."""
+        return timedelta(seconds=3 * self.rt.settings.worker_heartbeat_s + 5)
+
     def reap(self) -> list[str]:
         """Requeue (or fail) jobs whose worker died; returns the ids that need a new token."""
         requeued = []
+        now = self.rt.clock()
         with transaction(self.rt.engine) as s:
-            for job in expired_running(s, self.rt.clock(), self.lease):
+            dead = {j.id: j for j in orphaned_running(s, now, self.silent)}
+            dead.update({j.id: j for j in expired_running(s, now, self.lease)})
+            for job in dead.values():
                 if job.attempts >= self.rt.settings.max_attempts:
                     finish_failed(s, job, "attempts")
                 elif requeue(s, job.id):
@@ -56,6 +68,30 @@ class Maintenance:
         if requeued:
             log.warning("reaped jobs=%d", len(requeued))
         return requeued
+
+    def overdue(self, now: datetime) -> list[str]:
+        """Queued jobs whose token the broker seems to have lost; marked re-tokened in SQL."""
+        settings = self.rt.settings
+        with transaction(self.rt.engine) as s:
+            load = measure(s, now, settings.worker_heartbeat_s, settings.assumed_seconds_per_image)
+            drain = load.wait_for(load.queued)
+            if drain is None or load.queued == 0:
+                return []  # no live worker would take a token now; look again later
+            grace = timedelta(seconds=max(settings.token_grace_s, 2 * drain))
+            ids = overdue_tokens(s, now - grace, now)
+        if ids:
+            log.warning("tokens_reissued jobs=%d", len(ids))
+        return ids
+
+    def _send_tokens(self, job_ids: list[str]) -> None:
+        for i, job_id in enumerate(job_ids):
+            try:
+                self.rt.enqueue(job_id)
+            except Exception as exc:  # the broker is down: these are due again next time
+                log.warning("token_not_sent jobs=%d error=%s", len(job_ids) - i, type(exc).__name__)
+                with transaction(self.rt.engine) as s:
+                    untoken(s, job_ids[i:])
+                return
 
     async def run(self, stop: asyncio.Event, interval: float = 5.0) -> None:
         while not stop.is_set():

@@ -195,6 +195,7 @@ class Core:
             reply_target=req.target.to_json(),
             source_ref=req.source,
             created_at=now,
+            token_at=now,
         )
         s.add(job)
         s.flush()

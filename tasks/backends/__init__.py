@@ -10,7 +10,7 @@ from tasks.backends.base import Backend, PipelineOptions, WarmsUp, WarmupReport
 
 __all__ = ["BACKENDS", "Backend", "PipelineOptions", "WarmsUp", "WarmupReport", "make_backend"]
 
-BACKENDS = ("classic", "diffusers", "null", "sleep")
+BACKENDS = ("classic", "diffusers", "null", "sleep", "crash")
 
 
 def make_backend(
@@ -33,4 +33,8 @@ def make_backend(
         from tasks.backends.fakes import SleepBackend
 
         return SleepBackend(ms=sleep_ms)
+    if name == "crash":
+        from tasks.backends.fakes import CrashBackend
+
+        return CrashBackend()
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

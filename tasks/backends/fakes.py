@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Sequence
 
@@ -34,6 +36,17 @@ class SleepBackend:
         """Sleep `ms` once for the whole batch, then return an RGB copy of each input."""
         time.sleep(self.ms / 1000.0)
         return [_rgb_copy(img) for img in images]
+
+
+class CrashBackend:
+    """Kills its own process on every call, as a poison input that crashes the GPU process
+    would: the fault tests check that such a job stops at its attempt cap, refunded."""
+
+    name = "crash"
+
+    def stylize(self, images: Sequence[Image.Image], style: StylePreset) -> list[Image.Image]:
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise AssertionError("unreachable: the process was killed")
 
 
 def _rgb_copy(img: Image.Image) -> Image.Image:
