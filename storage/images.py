@@ -11,15 +11,28 @@ import time
 import warnings
 from collections.abc import Callable
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
-ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
+# AVIF (Pillow's own plugin) before HEIF (pillow-heif): both claim files branded "mif1", and
+# the AVIF plugin declines a HEVC-coded one, while pillow-heif here has no AV1 decoder.
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "HEIF")
 REJECT_CODES = frozenset(
-    {"empty", "too_big_file", "not_image", "unsupported_format", "too_many_pixels", "corrupt"}
+    {
+        "empty",
+        "too_big_file",
+        "not_image",
+        "unsupported_format",
+        "too_many_pixels",
+        "too_small",
+        "corrupt",
+    }
 )
+MIN_IMAGE_SIDE = 64  # below this on either side, styling has nothing to work with
 DEFAULT_MAX_INPUT_SIDE = 2048
 RESULT_JPEG_QUALITY = 92
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -35,8 +48,11 @@ class ImageRejected(Exception):
         self.code = code
 
 
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
-    """Decode an upload to a plain RGB image (first frame, upright, no metadata) or reject it."""
+def decode_image(
+    data: bytes, *, max_bytes: int, max_pixels: int, min_side: int = MIN_IMAGE_SIDE
+) -> Image.Image:
+    """Decode an upload to a plain RGB image (first or primary frame, upright, no metadata)
+    or reject it."""
     if not data:
         raise ImageRejected("empty")
     if len(data) > max_bytes:
@@ -47,14 +63,25 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
         with _open(data) as im:
             _check_pixels(im.size, max_pixels)
             _load(im)
+            _check_pixels(im.size, max_pixels)  # pillow-heif takes the size it decoded
             try:
-                return _normalise(im)
+                out = _normalise(im)
             except (ValueError, OSError) as exc:  # a pixel mode Pillow cannot turn into RGB
                 raise ImageRejected("unsupported_format", repr(exc)) from exc
+    if min(out.size) < min_side:
+        raise ImageRejected("too_small", f"{out.width}x{out.height} < {min_side}")
+    return out
+
+
+@cache
+def _register_heif() -> None:
+    """Teach Pillow HEIC/HEIF, once: the primary image only, no thumbnails, depth or aux images."""
+    register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 
 def _open(data: bytes) -> Image.Image:
     """Parse only the header, restricted to the allowed formats."""
+    _register_heif()
     try:
         return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -68,6 +95,7 @@ def _open(data: bytes) -> Image.Image:
 def _classify_unreadable(prefix: bytes) -> str:
     """Tell a broken allowed image from another image format from something else entirely."""
     Image.init()
+    _register_heif()
     # Only the plugins' magic-byte checks run here; no other decoder sees the bytes.
     formats = {fmt for fmt, (_, accept) in Image.OPEN.items() if accept and accept(prefix)}
     if formats & set(ALLOWED_FORMATS):
@@ -76,6 +104,12 @@ def _classify_unreadable(prefix: bytes) -> str:
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+    """Refuse from the size the header declares, before any pixel is decoded.
+
+    libheif will not decode past the declared size. Pillow's AVIF decoder does not hold the AV1
+    frame to it: a crafted AVIF declaring a small size can still make libavif decode up to its
+    own limit (16384x16384: about 0.6 GB and a second here) before the result is cut down.
+    """
     width, height = size
     if width <= 0 or height <= 0:
         raise ImageRejected("corrupt", f"size {width}x{height}")
@@ -84,7 +118,7 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
 
 
 def _load(im: Image.Image) -> None:
-    """Decode the pixels of the current (first) frame."""
+    """Decode the pixels of the current frame: the first, or a HEIF file's primary image."""
     try:
         im.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -21,7 +21,7 @@ from quota.capacity import Load, jobs_before
 from quota.controls import user_limit
 from quota.lifecycle import cancel, finish_failed
 from storage.db import transaction
-from storage.images import ImageRejected, decode_image
+from storage.images import MIN_IMAGE_SIDE, ImageRejected, decode_image
 from storage.jobs import earlier_result, ensure_user, job_by_key, latest_queued
 from storage.models import Job, User
 from tasks.buckets import bucket_for
@@ -98,7 +98,8 @@ class Core:
             )
         except ImageRejected as rejected:
             mp = round(settings.max_image_pixels / 1e6)
-            return Reply(t(f"image_{rejected.code}", loc, mb=settings.max_upload_mb, mp=mp))
+            mb = settings.max_upload_mb
+            return Reply(t(f"image_{rejected.code}", loc, mb=mb, mp=mp, px=MIN_IMAGE_SIDE))
 
     def _earlier_result(self, s: Session, user_id: str, digest: str, now: datetime) -> Job | None:
         """The same photo and style earlier today, with its result still on disk."""

@@ -13,12 +13,17 @@ from bots.core import ReplyTarget, Sender
 
 PLATFORM = "discord"
 # What the core's decoder accepts; anything else is refused before a download.
-IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+IMAGE_TYPES = frozenset(
+    {"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif", "image/avif"}
+)
 IMAGE_SUFFIXES = {
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
     ".png": "image/png",
     ".webp": "image/webp",
+    ".heic": "image/heic",
+    ".heif": "image/heif",
+    ".avif": "image/avif",
 }
 TOKEN_LIFETIME_S = 15 * 60.0  # an interaction token answers for 15 minutes
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # bytes per file, unless the interaction says more

@@ -15,7 +15,9 @@ PLATFORM = "telegram"
 # getFile on the public Bot API serves files up to 20 MB; a --local Bot API server lifts it.
 PUBLIC_DOWNLOAD_LIMIT_MB = 20.0
 # Uncompressed images sent "as a file": what the core's decoder accepts, nothing else.
-DOCUMENT_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+DOCUMENT_TYPES = frozenset(
+    {"image/jpeg", "image/png", "image/webp", "image/heic", "image/heif", "image/avif"}
+)
 CALLBACK_PREFIX = "style:"  # callback_data of the style keyboard: "style:ghibli"
 
 _WORD = re.compile(r"[/#@]?\w+(?:@\w+)?")
