@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
+from bots.core.breaker import Breaker
 from quota.tiers import Tier, tiers_from_settings
 from storage.db import make_engine
 from storage.images import ImageStore
@@ -33,7 +34,7 @@ def build_runtime(settings: Settings, enqueue: Enqueue | None = None) -> Runtime
     if enqueue is None:
         from tasks.app import publisher  # Celery loads only where a process publishes
 
-        enqueue = publisher(settings)
+        enqueue = Breaker(publisher(settings))
     return Runtime(
         settings=settings,
         engine=make_engine(settings.sqlalchemy_url),

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bots.core.allowance import Allowance, allowance, allowance_in
+from bots.core.breaker import Breaker
 from bots.core.messages import duration, t
 from bots.core.requests import ImageRequest, Reply, Sender
 from bots.core.runtime import Runtime
@@ -22,7 +23,7 @@ from quota.controls import user_limit
 from quota.lifecycle import cancel, finish_failed
 from storage.db import transaction
 from storage.images import MIN_IMAGE_SIDE, ImageRejected, decode_image
-from storage.jobs import earlier_result, ensure_user, job_by_key, latest_queued
+from storage.jobs import earlier_result, ensure_user, job_by_key, latest_queued, mark_delivered
 from storage.models import Job, User
 from tasks.buckets import bucket_for
 
@@ -46,6 +47,8 @@ class Core:
             gate = self._gate(s, req)
         if isinstance(gate, Reply):
             return gate
+        if isinstance(self.rt.enqueue, Breaker) and self.rt.enqueue.open:  # broker failed just now
+            return Reply(t("busy_error", loc))
         verdict, now = gate
         data = self._fetch(req)
         if isinstance(data, Reply):
@@ -217,6 +220,7 @@ class Core:
             log.error("enqueue_failed job=%s error=%s", job.id, type(exc).__name__)
             with transaction(self.rt.engine) as s:
                 finish_failed(s, job, "enqueue")
+                mark_delivered(s, job.id)  # this reply is its answer: no "failed" one later
             self.rt.store.delete_input(job.id)
             return Reply(t("busy_error", loc))
         style = self.rt.styles[job.style].display_name(loc)

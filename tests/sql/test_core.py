@@ -142,7 +142,26 @@ def test_broker_down_refunds_and_says_so(core: Core, queue: RecordingQueue, phot
     assert reply is not None and "couldn't queue" in reply.text
     [job] = _rows(core, Job)
     assert (job.status, job.error_code) == ("failed", "enqueue")
+    assert job.delivered_at is not None  # that reply was its answer: no "failed" message later
     assert _used(core, "console:jo") == 0
+
+
+def test_while_the_broker_is_down_requests_are_refused_before_anything_is_reserved(
+    core: Core, queue: RecordingQueue, photo: Path
+) -> None:
+    from bots.core.breaker import Breaker
+
+    clock = [0.0]
+    core.rt.enqueue = Breaker(queue, cool_s=5.0, clock=lambda: clock[0])
+    queue.fail = True
+    chat = ConsoleChat(core, "console:lu")
+    assert "couldn't queue" in chat.handle_line(f"/ghibli {photo}").text  # type: ignore[union-attr]
+    assert "couldn't queue" in chat.handle_line(f"/arcane {photo}").text  # type: ignore[union-attr]
+    assert len(_rows(core, Job)) == 1  # the second never reached the reservation
+    queue.fail, clock[0] = False, 6.0  # the broker is back; the breaker lets one through
+    reply = chat.handle_line(f"/arcane {photo}")
+    assert reply is not None and reply.job_id and queue.sent == [reply.job_id]
+    assert _used(core, "console:lu") == 1
 
 
 def test_quota_status_shows_what_is_left(core: Core, photo: Path) -> None:
