@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bots.core.admin import ADMIN_COMMANDS
+from bots.core.preflight import preflight
 from storage.settings import Settings, SettingsError, load_settings
 from tasks.styles import StylesError
 
@@ -134,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
+        preflight(settings, args.command)  # before logging: its INFO lines would bury the one line
         from bots.logs import setup_logging
 
         setup_logging(

@@ -14,12 +14,20 @@ from typing import Any
 from sqlalchemy import Engine, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
+
+from storage.settings import SettingsError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Also retire connections a middlebox may have dropped without a word (no FIN, so the
 # check below can't see it); well above any idle timeout of ours, well below a day.
 POOL_RECYCLE_S = 1800
+CHECK_CONNECT_TIMEOUT_S = 5  # the start-up check: a host that never answers is a mistake too
+URL_HINT = (
+    "use postgresql+psycopg://USER:PASSWORD@HOST:5432/DBNAME, or leave it empty for a SQLite "
+    "file under STYLEBOT_DATA_DIR"
+)
 
 
 def make_engine(url: str) -> Engine:
@@ -35,6 +43,63 @@ def make_engine(url: str) -> Engine:
     )
     _make_sqlite_transactions_immediate(engine)
     return engine
+
+
+def describe(url: str) -> str:
+    """Where a database URL points, without its password: host:port/name, or the SQLite file."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or ":memory:"
+    return f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
+
+
+def check_database(url: str) -> None:
+    """Connect once, briefly; a wrong or unreachable STYLEBOT_DATABASE_URL is one SettingsError."""
+    try:
+        parsed = make_url(url)
+    except (exc.ArgumentError, ValueError):
+        raise SettingsError(f"STYLEBOT_DATABASE_URL: not a database URL; {URL_HINT}") from None
+    scheme = f"'{parsed.drivername}://'"
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise SettingsError(
+            f"STYLEBOT_DATABASE_URL: unknown scheme {scheme} (PostgreSQL or SQLite); {URL_HINT}"
+        )
+    try:
+        engine = _check_engine(url)
+    except (exc.NoSuchModuleError, ImportError):
+        raise SettingsError(
+            f"STYLEBOT_DATABASE_URL: no driver for {scheme} is installed; {URL_HINT}"
+        ) from None
+    except OSError as error:  # the SQLite file's folder cannot be made
+        raise SettingsError(_unreachable(url, error)) from None
+    try:
+        with engine.connect():
+            pass
+    except (exc.DBAPIError, OSError) as error:
+        raise SettingsError(_unreachable(url, error)) from None
+    finally:
+        engine.dispose()
+
+
+def _check_engine(url: str) -> Engine:
+    if make_url(url).get_backend_name() == "sqlite":
+        return make_engine(url)  # opening it takes the same pragmas, WAL included
+    return create_engine(
+        url, poolclass=NullPool, connect_args={"connect_timeout": CHECK_CONNECT_TIMEOUT_S}
+    )
+
+
+def _unreachable(url: str, error: BaseException) -> str:
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    # psycopg: 'connection failed: connection to server at "h", port 1 failed: <the reason>'
+    reason = " ".join(lines[0].rsplit("failed: ", 1)[-1].split()) if lines else ""
+    reason = reason or type(error).__name__
+    if make_url(url).get_backend_name() == "sqlite":
+        return f"STYLEBOT_DATABASE_URL: cannot open the SQLite file {describe(url)} ({reason})"
+    return (
+        f"STYLEBOT_DATABASE_URL: cannot connect to PostgreSQL at {describe(url)} ({reason}): "
+        "is it running, and is STYLEBOT_DATABASE_URL right?"
+    )
 
 
 def _drop_if_server_hung_up(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:

@@ -12,7 +12,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
-from storage.db import make_engine
+from storage.db import describe, make_engine
+from storage.settings import SettingsError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _PG_LOCK_KEY = 0x5747_4C42_4F54  # arbitrary, constant: "stylebot migrations"
@@ -80,3 +81,22 @@ def current(url: str) -> str | None:
 def head() -> str | None:
     """The newest revision in the migrations directory."""
     return ScriptDirectory.from_config(make_config("")).get_current_head()
+
+
+def check_current(url: str) -> None:
+    """Raise SettingsError (one line) unless the database is at this code's head revision."""
+    at, want = current(url), head()
+    if at == want:
+        return
+    where = f"STYLEBOT_DATABASE_URL: the database at {describe(url)}"
+    if at is None:
+        raise SettingsError(f"{where} has no stylebot tables: run `stylebot migrate`")
+    known = {s.revision for s in ScriptDirectory.from_config(make_config("")).walk_revisions()}
+    if at in known:
+        raise SettingsError(
+            f"{where} is at revision {at}, this code needs {want}: run `stylebot migrate`"
+        )
+    raise SettingsError(
+        f"{where} is at revision {at}, newer than this code knows ({want}): "
+        "run the stylebot version that migrated it"
+    )

@@ -40,25 +40,31 @@ def load_styles(path: Path | None = None) -> dict[str, StylePreset]:
         else:
             text = Path(path).read_text("utf-8")
         raw = tomllib.loads(text)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise StylesError(f"cannot read styles file {path or 'tasks/styles.toml'}: {exc}") from exc
-    presets = {}
-    for name, table in raw.get("styles", {}).items():
-        presets[name] = _preset(name, table)
-    if not presets:
-        raise StylesError("the styles file defines no [styles.<name>] table")
-    return presets
+    tables = raw.get("styles", {})
+    if not isinstance(tables, dict) or not tables:  # a file that names no style serves nothing
+        raise StylesError(
+            f"the styles file {path or 'tasks/styles.toml'} defines no [styles.<name>] table"
+        )
+    return {name: _preset(name, table) for name, table in tables.items()}
 
 
 def _preset(name: str, table: dict[str, Any]) -> StylePreset:
     if not name or set(name) - NAME_CHARS:
         raise StylesError(f"style name {name!r}: use lowercase letters, digits and _")
+    if not isinstance(table, dict):
+        raise StylesError(f"style {name!r}: expected a [styles.{name}] table")
     try:
         preset = StylePreset(name=name, **table)
     except TypeError as exc:
         raise StylesError(f"style {name!r}: {exc}") from exc
-    if "en" not in preset.display:
+    if not isinstance(preset.display, dict) or "en" not in preset.display:
         raise StylesError(f"style {name!r}: display needs an 'en' name")
-    if not 0.0 < preset.strength <= 1.0 or preset.steps < 1 or preset.size % 8:
+    try:
+        in_range = 0.0 < preset.strength <= 1.0 and preset.steps >= 1 and preset.size % 8 == 0
+    except TypeError:  # a quoted number, say: the same mistake as a wrong one
+        in_range = False
+    if not in_range:
         raise StylesError(f"style {name!r}: strength in (0, 1], steps >= 1, size a multiple of 8")
     return preset

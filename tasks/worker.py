@@ -6,8 +6,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from storage.settings import Settings
+from storage.settings import Settings, SettingsError
 from tasks.app import GPU_QUEUE, check_visibility_timeout, make_celery
 from tasks.stylize import register_tasks
 
@@ -15,6 +16,7 @@ from tasks.stylize import register_tasks
 def run_worker(settings: Settings, concurrency: int = 1, loglevel: str = "INFO") -> None:
     """Run a Celery worker on the gpu queue in this process until it is told to stop."""
     check_visibility_timeout(settings)
+    check_broker(settings)
     app = make_celery(settings)
     register_tasks(app)
     # One prefork child per GPU; the backend loads lazily in the child on its first job.
@@ -30,6 +32,33 @@ def run_worker(settings: Settings, concurrency: int = 1, loglevel: str = "INFO")
             "--hostname=stylebot-worker-%h-" + str(os.getpid()),
         ]
     )
+
+
+def check_broker(settings: Settings, timeout_s: float = 5.0) -> None:
+    """One short connection at start: an unreachable broker is one SettingsError line.
+
+    At start-up Celery would keep retrying with backoff, a worker that seems up and takes
+    nothing; once it runs, its own logged reconnects are what we want, so this looks once.
+    """
+    if settings.embedded_broker:
+        return
+    from kombu import Connection
+
+    try:
+        with Connection(settings.broker_url, connect_timeout=timeout_s) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout_s)
+    except Exception as exc:  # OperationalError unreachable, KeyError no transport, ValueError
+        url = urlsplit(settings.broker_url)
+        try:
+            where = f"{url.hostname}:{url.port}" if url.port else url.hostname or url.path
+        except ValueError:  # a port that is not a number
+            where = url.netloc.rpartition("@")[2]
+        text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        reason = " ".join(text.split()) or type(exc).__name__
+        raise SettingsError(
+            f"STYLEBOT_BROKER_URL: cannot reach the broker at {where} ({reason}): "
+            "is Redis running there, and is STYLEBOT_BROKER_URL right?"
+        ) from None
 
 
 def spawn_worker(

@@ -75,6 +75,10 @@ def test_custom_file_with_defaults(tmp_path: Path) -> None:
         (VALID + "size = 500\n", "multiple of 8"),
         (VALID.replace("styles.sketch", 'styles."Sketch!"'), "lowercase"),
         ('title = "no presets"\n', "defines no"),
+        ("[styles]\n", "defines no"),
+        ("styles = []\n", "defines no"),
+        ("[styles]\nsketch = 1\n", "expected a"),
+        (VALID + 'steps = "30"\n', "steps"),
     ],
     ids=[
         "malformed",
@@ -86,6 +90,10 @@ def test_custom_file_with_defaults(tmp_path: Path) -> None:
         "size-not-multiple-of-8",
         "bad-name",
         "empty",
+        "empty-styles-table",
+        "styles-not-a-table",
+        "style-not-a-table",
+        "quoted-number",
     ],
 )
 def test_invalid_files_raise(tmp_path: Path, text: str, message: str) -> None:
@@ -96,3 +104,10 @@ def test_invalid_files_raise(tmp_path: Path, text: str, message: str) -> None:
 def test_missing_file_raises(tmp_path: Path) -> None:
     with pytest.raises(StylesError, match="cannot read"):
         load_styles(tmp_path / "absent.toml")
+
+
+def test_a_file_that_is_not_utf8_raises(tmp_path: Path) -> None:
+    path = tmp_path / "styles.toml"
+    path.write_bytes(b"\xff\xfe[styles.sketch]\n")
+    with pytest.raises(StylesError, match="cannot read"):
+        load_styles(path)
