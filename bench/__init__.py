@@ -1,4 +1,5 @@
-"""Benchmarks: `stylebot bench queue` (bench.queue) and bench/classic_speed.py.
+"""Benchmarks: `stylebot bench queue|gpu|load` (bench.queue, bench.gpu, bench.load) and
+bench/classic_speed.py.
 
 Shared by every benchmark that drives the live stack (import the modules; nothing is re-exported
 here, so importing one stays cheap):

@@ -54,12 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument("args", nargs="*")
     bench = sub.add_parser(
         "bench",
-        help="measure this machine (stylebot bench queue|gpu -h)",
+        help="measure this machine (stylebot bench queue|gpu|load -h)",
         description="Benchmarks on this machine. queue: the queue path's overhead and "
         "worker scaling (Redis + PostgreSQL); gpu: images/s of the diffusers path, naive "
-        "pipeline versus our worker, against the compute limit. `-h` after either for options.",
+        "pipeline versus our worker, against the compute limit; load: a viral minute of people "
+        "through the Telegram bot on its emulator (a source checkout). `-h` after any for options.",
     )
-    bench.add_argument("what", choices=["queue", "gpu"])
+    bench.add_argument("what", choices=["queue", "gpu", "load"])
     bench.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
@@ -110,6 +111,10 @@ def _admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _bench(_settings: Settings, args: argparse.Namespace) -> int:
+    if args.what == "load":
+        from bench.load import main as bench_load
+
+        return bench_load(args.args, prog="stylebot bench load")
     if args.what == "gpu":
         from bench.gpu import main as bench_gpu
 
