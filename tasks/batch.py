@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from celery.exceptions import SoftTimeLimitExceeded
 from PIL import Image
+from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlmodel import Session
 
 from quota.lifecycle import finish_done, finish_failed
 from storage.db import transaction
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
     from tasks.stylize import WorkerContext
 
 log = logging.getLogger("stylebot.worker")
+
+SETTLE_RETRY_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
 def run_next(ctx: WorkerContext, task_id: str) -> tuple[str, list[str]]:
@@ -123,13 +128,26 @@ def _finish(ctx: WorkerContext, job: Job, styled: Image.Image) -> None:
         log.warning("store_failed job=%s error=%s", job.id, type(exc).__name__)
         fail(ctx, job, "store")
         return
-    with transaction(ctx.engine) as s:
-        finish_done(s, job, str(path))
+    _settle(ctx, lambda s: finish_done(s, job, str(path)))
     ctx.store.delete_input(job.id)
     log.info("job_done job=%s style=%s attempt=%d", job.id, job.style, job.attempts)
 
 
 def fail(ctx: WorkerContext, job: Job, code: str) -> None:
-    with transaction(ctx.engine) as s:
-        finish_failed(s, job, code)
+    _settle(ctx, lambda s: finish_failed(s, job, code))
     ctx.store.delete_input(job.id)
+
+
+def _settle(ctx: WorkerContext, settle: Callable[[Session], object]) -> None:
+    """Record a job's ending. The database may be restarting: the GPU work is done and the
+    result stored, so wait for it (about a minute) rather than leave the job running."""
+    for delay in SETTLE_RETRY_S:
+        try:
+            with transaction(ctx.engine) as s:
+                settle(s)
+            return
+        except (OperationalError, DisconnectionError) as exc:
+            log.warning("settle_retry error=%s in_s=%s", type(exc).__name__, delay)
+            time.sleep(delay)
+    with transaction(ctx.engine) as s:  # the last try: its error is the task's
+        settle(s)

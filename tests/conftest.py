@@ -80,7 +80,10 @@ def make_photo(path: Path, size: tuple[int, int] = (160, 120)) -> Path:
     return path
 
 
+PLACEHOLDER_BEAT = "test:placeholder"
+
+
 def pretend_a_worker_is_live(rt: Runtime) -> None:
     """A heartbeat that stays fresh for the whole test, so admission sees capacity."""
     with transaction(rt.engine) as s:
-        s.add(WorkerBeat(id="test:placeholder", last_seen=utcnow() + timedelta(hours=1)))
+        s.add(WorkerBeat(id=PLACEHOLDER_BEAT, last_seen=utcnow() + timedelta(hours=1)))

@@ -23,10 +23,10 @@ from bots.core.workers import wait_until_live
 from bots.telegram import TelegramBot, TelegramOptions
 from storage.db import transaction
 from storage.migrate import upgrade
-from storage.models import Job, Usage
+from storage.models import Job, Usage, WorkerBeat
 from storage.settings import Settings
 from tasks.worker import spawn_worker, stop_worker
-from tests.conftest import pretend_a_worker_is_live
+from tests.conftest import PLACEHOLDER_BEAT, pretend_a_worker_is_live
 from tests.dbutil import fresh_database
 from tests.e2e.emulator import TOKEN, Emulator
 from tests.services import redis_url
@@ -115,7 +115,18 @@ def start_classic_worker(runtime: Runtime, log: Path) -> subprocess.Popen[bytes]
     }
     worker = spawn_worker(log, env=env)
     assert wait_until_live(runtime, worker, 60), log.read_text()
+    # The placeholder heartbeat already counts as live: wait for this worker's own beat.
+    deadline = time.monotonic() + 60
+    while not _real_beats(runtime):
+        assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
     return worker
+
+
+def _real_beats(runtime: Runtime) -> int:
+    with transaction(runtime.engine) as s:
+        beats = s.exec(select(WorkerBeat).where(WorkerBeat.id != PLACEHOLDER_BEAT)).all()
+        return len(beats)
 
 
 def jobs_of(runtime: Runtime, user_id: str) -> list[Job]:
