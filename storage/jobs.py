@@ -298,3 +298,25 @@ def recent_done(session: Session, user_id: str, since: datetime, limit: int) -> 
             .limit(limit)
         ).all()
     )
+
+
+def set_status_ref(session: Session, job_id: str, ref: str) -> None:
+    session.execute(update(Job).where(col(Job.id) == job_id).values(status_ref=ref))
+
+
+def take_status_ref(session: Session, job_id: str) -> tuple[str, str] | None:
+    """(reply target JSON, status ref) of a job's status message, then cleared: of two
+    processes finishing it, the one whose conditional UPDATE wins removes the message."""
+    row = session.execute(
+        select(Job.reply_target, Job.status_ref).where(
+            col(Job.id) == job_id, col(Job.status_ref).is_not(None)
+        )
+    ).first()
+    if row is None:
+        return None
+    won = session.execute(
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.status_ref) == row[1])
+        .values(status_ref=None)
+    )
+    return (row[0], row[1]) if won.rowcount == 1 else None  # type: ignore[attr-defined]

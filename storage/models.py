@@ -73,6 +73,9 @@ class Job(SQLModel, table=True):
     quota_day: date  # the day whose allowance this job used
     locale: str = Field(default="en", max_length=8)
     reply_target: str  # ReplyTarget as JSON
+    # The message showing this request's place in the queue (a platform message id), so any bot
+    # process, a restarted one too, edits it while the job waits and removes it after.
+    status_ref: str | None = Field(default=None, max_length=64)
     # The platform's copy of the photo (ImageRequest.source), to style it again; /forget clears it.
     source_ref: str | None = Field(default=None, max_length=2000)
     result_path: str | None = Field(default=None, max_length=300)

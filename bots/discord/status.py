@@ -14,10 +14,9 @@ from collections.abc import Callable
 import discord
 
 from bots.core import Core, ReplyTarget, progress_texts
+from bots.core.statuses import waiting
 from bots.discord.sender import ORIGINAL, DiscordSender, token_refused
 from bots.discord.translate import PLATFORM
-from storage.db import transaction
-from storage.jobs import waiting_jobs
 
 log = logging.getLogger("stylebot.discord.status")
 
@@ -37,14 +36,11 @@ class StatusRefresher:
         self._slots = asyncio.Semaphore(MAX_PARALLEL_EDITS)
 
     def _waiting(self) -> list[tuple[str, str, ReplyTarget]]:
-        with transaction(self.core.rt.engine) as s:
-            jobs = waiting_jobs(s, PLATFORM)
-        out = []
-        for job in jobs:
-            target = ReplyTarget.from_json(job.reply_target) if job.reply_target != "{}" else None
-            if target is not None and target.handle and self.sender.usable(target):
-                out.append((job.id, job.locale, target))
-        return out
+        return [
+            (w.job_id, w.locale, w.target)
+            for w in waiting(self.core, PLATFORM)
+            if w.target.handle and self.sender.usable(w.target)
+        ]
 
     def _texts(self) -> list[tuple[str, ReplyTarget, str]]:
         waiting = self._waiting()

@@ -70,6 +70,9 @@ class Stack:
         )
         self.runtime: Runtime = build_runtime(self.settings)
         pretend_a_worker_is_live(self.runtime)  # admit requests before a real worker is up
+        await self._start_bot()
+
+    async def _start_bot(self) -> None:
         self.bot = TelegramBot(self.settings, self.runtime, self.options)
         self.stop_event = asyncio.Event()
         self.task = asyncio.create_task(self.bot.serve(self.stop_event))
@@ -77,6 +80,15 @@ class Stack:
             if self.task.done():
                 self.task.result()  # raises what stopped it
             await asyncio.sleep(0.02)
+
+    def restart_bot(self) -> None:
+        """A new bot process's life: what the old one kept in memory is gone; SQL remains."""
+        self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.run(self._restart_bot())
+
+    async def _restart_bot(self) -> None:
+        await self.task
+        await self._start_bot()
 
     def stop(self) -> None:
         if self.worker is not None:
