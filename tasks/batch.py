@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from quota.lifecycle import finish_done, finish_failed
 from storage.db import transaction
-from storage.jobs import claim_batch, claim_more, set_batch_size
+from storage.jobs import claim_batch, claim_more, requeue, set_batch_size
 from storage.models import Job, utcnow
 
 if TYPE_CHECKING:
@@ -37,10 +37,14 @@ def run_next(ctx: WorkerContext, task_id: str) -> tuple[str, list[str]]:
     jobs = _gather(ctx, task_id)
     if not jobs:
         return "idle", []  # this token's job was cancelled or taken in another batch
-    live = [job for job in jobs if not _poisoned(ctx, job)]
-    loaded = [(job, img) for job in live if (img := _load(ctx, job)) is not None]
-    if loaded:
-        _style(ctx, loaded)
+    try:
+        live = [job for job in jobs if not _poisoned(ctx, job)]
+        loaded = [(job, img) for job in live if (img := _load(ctx, job)) is not None]
+        if loaded:
+            _style(ctx, loaded)
+    except Exception:  # claimed but not settled: back to the queue, never left "running"
+        _settle(ctx, lambda s: [requeue(s, job.id) for job in jobs])
+        raise
     return "processed", [job.id for job in jobs]
 
 
@@ -56,18 +60,26 @@ def _gather(ctx: WorkerContext, task_id: str) -> list[Job]:
             set_batch_size(s, [job.id for job in jobs])  # one transaction for the common case
     if wait and jobs[0].attempts == 1:
         time.sleep(s_.batch_wait_ms / 1000)
-        with transaction(ctx.engine) as s:
-            jobs += claim_more(
-                s,
-                like=jobs[0],
-                task_id=task_id,
-                worker_id=ctx.worker_id,
-                now=utcnow(),
-                limit=s_.max_batch - len(jobs),
-            )
-            if len(jobs) > 1:
-                set_batch_size(s, [job.id for job in jobs])
+        try:
+            jobs += _more(ctx, jobs, task_id)
+        except (OperationalError, DisconnectionError) as exc:  # style what is claimed already
+            log.warning("claim_more_failed error=%s", type(exc).__name__)
     return jobs
+
+
+def _more(ctx: WorkerContext, jobs: list[Job], task_id: str) -> list[Job]:
+    with transaction(ctx.engine) as s:
+        more = claim_more(
+            s,
+            like=jobs[0],
+            task_id=task_id,
+            worker_id=ctx.worker_id,
+            now=utcnow(),
+            limit=ctx.settings.max_batch - len(jobs),
+        )
+        if len(jobs) + len(more) > 1:
+            set_batch_size(s, [job.id for job in [*jobs, *more]])
+    return more
 
 
 def _poisoned(ctx: WorkerContext, job: Job) -> bool:

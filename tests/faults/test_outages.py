@@ -124,7 +124,12 @@ def test_postgres_restarted_mid_load(tmp_path: Path) -> None:
             time.sleep(2.0)
             db.start()
             for chat in before:
-                styled(stack, chat)
+                try:
+                    styled(stack, chat)
+                except AssertionError:  # say where the job stands, and what the worker said
+                    jobs = [(j.status, j.attempts) for j in stack.jobs(f"telegram:{chat}")]
+                    log = (tmp_path / "worker.log").read_text()[-3000:]
+                    raise AssertionError(f"telegram:{chat} {jobs}\n{log}") from None
             served_again(stack, 7900)
             lag.running = False
             assert {text for _, text in answers} == {t("busy_error", "en")}
