@@ -77,6 +77,12 @@ def claim_batch(
     )
 
 
+def any_queued(session: Session) -> bool:
+    """Whether any job waits (rows locked by other transactions included)."""
+    found = session.exec(select(Job.id).where(Job.status == JobStatus.QUEUED).limit(1)).first()
+    return found is not None
+
+
 def claim_more(
     session: Session, *, like: Job, task_id: str, worker_id: str, now: datetime, limit: int
 ) -> list[Job]:

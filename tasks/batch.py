@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from quota.lifecycle import finish_done, finish_failed
 from storage.db import transaction
-from storage.jobs import claim_batch, claim_more, requeue, set_batch_size
+from storage.jobs import any_queued, claim_batch, claim_more, requeue, set_batch_size
 from storage.models import Job, utcnow
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("stylebot.worker")
 
 SETTLE_RETRY_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+LOCKED_RETRY_S = (0.02, 0.05, 0.1, 0.2)
 
 
 def run_next(ctx: WorkerContext, task_id: str) -> tuple[str, list[str]]:
@@ -51,13 +52,19 @@ def run_next(ctx: WorkerContext, task_id: str) -> tuple[str, list[str]]:
 def _gather(ctx: WorkerContext, task_id: str) -> list[Job]:
     """Up to max_batch jobs; if short, wait batch_wait_ms once for more of the same kind."""
     s_ = ctx.settings
-    with transaction(ctx.engine) as s:
-        jobs = claim_batch(
-            s, task_id=task_id, worker_id=ctx.worker_id, now=utcnow(), limit=s_.max_batch
-        )
-        wait = bool(jobs) and len(jobs) < s_.max_batch and s_.batch_wait_ms > 0
-        if len(jobs) > 1 and not wait:
-            set_batch_size(s, [job.id for job in jobs])  # one transaction for the common case
+    for pause in (*LOCKED_RETRY_S, None):
+        with transaction(ctx.engine) as s:
+            jobs = claim_batch(
+                s, task_id=task_id, worker_id=ctx.worker_id, now=utcnow(), limit=s_.max_batch
+            )
+            wait = bool(jobs) and len(jobs) < s_.max_batch and s_.batch_wait_ms > 0
+            if len(jobs) > 1 and not wait:
+                set_batch_size(s, [job.id for job in jobs])  # one transaction, the common case
+            # Nothing claimed, yet something waits: another transaction held its row for a
+            # moment (SKIP LOCKED passed it over). Look again rather than waste this token.
+            if jobs or pause is None or not any_queued(s):
+                break
+        time.sleep(pause)
     if wait and jobs[0].attempts == 1:
         time.sleep(s_.batch_wait_ms / 1000)
         try:

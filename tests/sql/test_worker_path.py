@@ -237,3 +237,33 @@ def test_a_worker_counts_as_live_only_after_its_warm_up(
     assert any(
         "model_ready" in r.getMessage() and "warmup_s=0.2" in r.getMessage() for r in caplog.records
     )
+
+
+def test_a_job_whose_row_is_briefly_locked_is_still_claimed_by_its_token(
+    runtime: Runtime, core: Core, photo: Path
+) -> None:
+    """A bot writing down the status message holds the row for a moment; the worker's claim
+    (SKIP LOCKED on PostgreSQL) must not give up on the job and waste its token."""
+    import threading
+
+    from sqlalchemy import text
+
+    job_id = _submit(core, photo)
+    ctx = _ctx(runtime, NullBackend())
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with runtime.engine.connect() as conn, conn.begin():
+            conn.execute(text("UPDATE jobs SET status_ref = 'x' WHERE id = :id"), {"id": job_id})
+            locked.set()
+            release.wait(5)
+            time.sleep(0.05)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    locked.wait(5)
+    release.set()  # the lock goes some 50 ms later, while the claim is looking
+    try:
+        assert run_job(ctx, job_id) == "done"
+    finally:
+        holder.join(5)
