@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bots.core.allowance import allowance
+from bots.core.failures import report
 from bots.core.messages import t
 from bots.core.requests import Reply, ReplyTarget
 from bots.core.runtime import Runtime
@@ -93,7 +94,7 @@ class Delivery:
         while not stop.is_set():
             try:
                 await self.deliver_once()
-            except Exception:
-                log.exception("delivery_pass_failed")
+            except Exception as exc:
+                report(log, "delivery_pass_failed", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)

@@ -17,6 +17,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 
+from bots.core.failures import report
 from bots.core.runtime import Runtime
 from quota import surge
 from quota.capacity import measure
@@ -97,7 +98,7 @@ class Maintenance:
         while not stop.is_set():
             try:
                 await asyncio.to_thread(self.run_once)
-            except Exception:
-                log.exception("maintenance_pass_failed")
+            except Exception as exc:
+                report(log, "maintenance_pass_failed", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import discord
 
 from bots.core import Core, ReplyTarget, progress_texts
+from bots.core.failures import report
 from bots.core.statuses import waiting
 from bots.discord.sender import ORIGINAL, DiscordSender, token_refused
 from bots.discord.translate import PLATFORM
@@ -89,7 +90,7 @@ class StatusRefresher:
         while not stop.is_set():
             try:
                 await self.refresh()
-            except Exception:
-                log.exception("status_pass_failed")
+            except Exception as exc:
+                report(log, "status_pass_failed", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)

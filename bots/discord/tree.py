@@ -4,7 +4,6 @@ plain commands and /admin; installable to servers and to users' own accounts, us
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
@@ -12,6 +11,7 @@ import discord
 from discord import app_commands
 
 from bots.core.commands import PLAIN_COMMANDS
+from bots.core.failures import report
 from bots.core.messages import t
 from bots.discord.admin import AdminGroup
 from bots.discord.catalog import text
@@ -116,9 +116,7 @@ def _plain(flows: Flows, name: str) -> app_commands.Command[Any, Any, Any]:
 
 
 async def _on_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-    trace = "".join(traceback.format_exception(error))
-    # The traceback goes in the message, not exc_info: the log filter redacts tokens there.
-    log.error("interaction_failed error=%s\n%s", type(error).__name__, trace)
+    report(log, "interaction_failed", error)
     text_ = t("busy_error", sender_of(interaction).locale)
     try:
         if interaction.response.is_done():

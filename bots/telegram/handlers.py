@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import traceback
 from dataclasses import dataclass
 
 from telegram import CallbackQuery, Message, Update, User
@@ -13,6 +12,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from bots.core import Core, ReplyTarget, Sender, parse_command
+from bots.core.failures import report
 from bots.core.messages import t
 from bots.telegram.commands import CommandRunner
 from bots.telegram.memory import Expiring, FirstSight
@@ -166,10 +166,7 @@ class Handlers:
     # --- failures ----------------------------------------------------------------------------
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        error = context.error
-        trace = "".join(traceback.format_exception(error)) if error else ""
-        # The traceback goes in the message, not exc_info: the log filter redacts tokens there.
-        log.error("update_failed error=%s\n%s", type(error).__name__, trace)
+        report(log, "update_failed", context.error)
         if not isinstance(update, Update) or update.effective_message is None:
             return
         user = update.effective_user
