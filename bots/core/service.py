@@ -118,9 +118,11 @@ class Core:
         reason = verdict.reason or "busy"
         if a.left == 0 and reason in ("busy", "no_workers"):
             reason = "quota_daily"  # the honest answer is the quota
+        elif reason == "busy" and user.in_flight >= self.rt.tiers[user.tier].in_flight_cap:
+            reason = "quota_in_flight"  # their image is still being made: say that, not "busy"
         record_rejection(s, user.id, user.tier, reason, now)
-        if reason == "quota_daily":
-            return self._quota_reply(sender, "daily", now, a)
+        if reason in ("quota_daily", "quota_in_flight"):
+            return self._quota_reply(sender, reason.removeprefix("quota_"), now, a)
         if reason == "busy":
             return Reply(t("busy", loc, wait=duration(verdict.retry_after_s or 60, loc)))
         key = {"closed": "closed", "paused": "paused_free", "no_workers": "no_workers"}[reason]

@@ -11,6 +11,7 @@ from sqlmodel import delete, select
 
 from bots.console.adapter import ConsoleChat
 from bots.core import Core, Runtime, progress
+from bots.core.messages import t
 from quota import surge
 from quota.controls import MODE_KEY, put, surge_level
 from quota.lifecycle import finish_done
@@ -64,6 +65,23 @@ def test_busy_refusal_carries_an_estimate_and_charges_nothing(
         assert [(r.user_id, r.reason) for r in s.exec(select(Rejection)).all()] == [
             ("console:late", "busy")
         ]
+
+
+def test_while_their_image_is_still_being_made_they_hear_that_not_busy(
+    runtime: Runtime, core: Core, clock: Clock, tmp_path: Path
+) -> None:
+    runtime.tiers["free"] = replace(runtime.tiers["free"], max_wait_s=10)
+    pics = photos(tmp_path, 4)
+    mine = ConsoleChat(core, "console:eager")
+    assert mine.handle_line(f"/ghibli {pics[0]}").job_id  # type: ignore[union-attr]
+    for i, pic in enumerate(pics[1:3]):  # the queue fills up behind it
+        assert ConsoleChat(core, f"console:r{i}").handle_line(f"/ghibli {pic}").job_id  # type: ignore[union-attr]
+    again = mine.handle_line(f"/arcane {pics[3]}")
+    assert again is not None and not again.job_id
+    assert again.text == t("quota_in_flight", "en")  # not "busy, try again in a minute"
+    with transaction(runtime.engine) as s:
+        reasons = [r.reason for r in s.exec(select(Rejection)).all()]
+    assert reasons == ["quota_in_flight"]
 
 
 def test_no_live_worker_means_an_honest_refusal(runtime: Runtime, core: Core, photo: Path) -> None:
