@@ -8,16 +8,14 @@ Imports tests.e2e: run from a source checkout (bench.load makes sure it is impor
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from bench.load_people import Person, Send, junk, photo_jpeg
 from tests.e2e.emulator import Call, Emulator
+from tests.e2e.harness import running_emulator
 from tests.e2e.methods import user
 
 
@@ -54,20 +52,9 @@ class StampedEmulator(Emulator):
             return list(zip(self.log.at, self.log, strict=True))
 
 
-@contextmanager
-def emulator_thread() -> Iterator[StampedEmulator]:
+def emulator_thread() -> AbstractContextManager[StampedEmulator]:
     """A started StampedEmulator on its own event loop thread; stopped afterwards."""
-    emulator, loop = StampedEmulator(), asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="emulator-loop", daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(emulator.start(), loop).result(10)
-    try:
-        yield emulator
-    finally:
-        asyncio.run_coroutine_threadsafe(emulator.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    return running_emulator(StampedEmulator)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 import zlib
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -168,10 +168,13 @@ def running_stack(tmp: Path, worker: bool = False, **settings: Any) -> Iterator[
             stack.stop()
 
 
+E = TypeVar("E", bound=Emulator)
+
+
 @contextmanager
-def running_emulator() -> Iterator[Emulator]:
-    """The emulator alone, on its own loop thread: for a bot in another process."""
-    emulator, loop = Emulator(), asyncio.new_event_loop()
+def running_emulator(make: Callable[[], E] = Emulator) -> Iterator[E]:  # type: ignore[assignment]
+    """The emulator (or a subclass) alone, on its own loop thread: for a bot elsewhere."""
+    emulator, loop = make(), asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="emulator-loop", daemon=True)
     thread.start()
     asyncio.run_coroutine_threadsafe(emulator.start(), loop).result(10)
