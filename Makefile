@@ -19,7 +19,7 @@ $(VENV)/.base: pyproject.toml | $(BIN)/python
 
 # Tests also run the diffusers backend (CPU torch, tiny random pipeline) and the linters.
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev,diffusers]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev,diffusers,quantize]"
 	touch $@ $(VENV)/.base
 
 demo: $(VENV)/.base

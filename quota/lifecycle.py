@@ -18,8 +18,17 @@ def _transition(session: Session, job: Job, allowed: tuple[str, ...], **values: 
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def finish_done(session: Session, job: Job, result_path: str, now: datetime | None = None) -> bool:
-    """running → done; the reservation is committed."""
+def finish_done(
+    session: Session,
+    job: Job,
+    result_path: str,
+    now: datetime | None = None,
+    styled_from: datetime | None = None,
+) -> bool:
+    """running → done; the reservation is committed. `styled_from`: when its pipeline call
+    began, if later than the claim (an overlapping worker claims a batch ahead), so the
+    measured seconds per image count the styling, not the wait for the GPU."""
+    extra = {} if styled_from is None else {"started_at": styled_from}
     if not _transition(
         session,
         job,
@@ -27,6 +36,7 @@ def finish_done(session: Session, job: Job, result_path: str, now: datetime | No
         status=JobStatus.DONE,
         result_path=result_path,
         finished_at=now or utcnow(),
+        **extra,
     ):
         return False
     commit(session, job_id=job.id, user_id=job.user_id, day=job.quota_day)

@@ -22,7 +22,8 @@ python3 -m pip download --quiet --only-binary=:all: --python-version 3.12 --impl
   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any \
   -d "$out/whl" \
   'celery[redis]>=5.5,<5.8' 'sqlmodel>=0.0.22' 'SQLAlchemy>=2.0.36' 'alembic>=1.14' \
-  'pydantic-settings>=2.6' 'babel>=2.14' 'diffusers>=0.35,<0.43' 'psycopg[binary]>=3.2'
+  'pydantic-settings>=2.6' 'babel>=2.14' 'diffusers>=0.35,<0.43' 'psycopg[binary]>=3.2' \
+  'torchao>=0.14,<0.19'
 
 # Already on the device machine (its image's package list): carrying them would shadow it.
 for have in torch nvidia triton numpy pillow transformers tokenizers huggingface_hub \

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     warmup_buckets: str = "512x512,512x768,768x512"  # shapes compiled at warm-up
     compile_batch_sizes: str = ""  # batch sizes compiled per bucket; "": 1, 4, 16 … max_batch
     vae_slicing: bool = False  # decode a batch one image at a time (less VRAM)
+    quantize: Literal["off", "int8", "fp8"] = "off"  # the UNet's linear layers (torchao)
+    overlap: bool = True  # prepare batch N+1 and store N-1 while the GPU styles batch N
     max_batch: int = Field(default=8, ge=1, le=64)  # jobs of one style and size per call
     batch_wait_ms: int = Field(default=50, ge=0, le=5000)  # how long to gather a batch
     sleep_backend_ms: int = Field(default=200, ge=0)  # the fixed-duration fake backend

@@ -6,9 +6,11 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Celery, Task
 from celery.signals import worker_process_init, worker_process_shutdown
@@ -20,12 +22,14 @@ from storage.jobs import beat, forget_worker
 from storage.models import utcnow
 from storage.settings import Settings
 from tasks.app import STYLIZE_TASK
-from tasks.backends import Backend, PipelineOptions, WarmsUp, make_backend
+from tasks.backends import Backend, PipelineOptions, Stages, WarmsUp, make_backend
 from tasks.batch import run_next
 from tasks.buckets import parse_buckets
 from tasks.styles import StylePreset, load_styles
 
 log = logging.getLogger("stylebot.worker")
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -39,6 +43,34 @@ class WorkerContext:
     backend: Backend
     pid: int = field(default_factory=os.getpid)
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    _threads: dict[str, ThreadPoolExecutor] = field(default_factory=dict, repr=False)
+    last_call_end: float | None = None  # time.monotonic() when the last pipeline call ended
+
+    @property
+    def stages(self) -> Stages:
+        """The backend's prepare / run / finish stages (the overlapping worker runs them)."""
+        return Stages(self.backend)
+
+    def thread(self, name: str) -> ThreadPoolExecutor:
+        """A one-thread executor of this process, by stage name: its work runs in order."""
+        pool = self._threads.get(name)
+        if pool is None:
+            pool = self._threads[name] = ThreadPoolExecutor(1, f"stylebot-{name}")
+        return pool
+
+    def on_gpu(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on this process's one GPU thread and wait for it. Warm-up and every
+        pipeline call run there: CUDA graphs (STYLEBOT_COMPILE_MODE=reduce-overhead) are
+        recorded per thread, so graphs warmed on one thread would be recorded again on another.
+        """
+        return self.thread("gpu").submit(fn, *args).result()
+
+    def close(self) -> None:
+        """Stop the stage threads and close the database pool (tests; a process's last act)."""
+        for pool in self._threads.values():
+            pool.shutdown(wait=True)
+        self._threads.clear()
+        self.engine.dispose()
 
     @classmethod
     def build(cls, settings: Settings, backend: Backend | None = None) -> WorkerContext:
@@ -60,7 +92,7 @@ class WorkerContext:
         """Let the backend load (and compile) its models, if it has start-up work to do."""
         if not (self.settings.warmup and isinstance(self.backend, WarmsUp)):
             return
-        report = self.backend.warm_up(self.styles.values())
+        report = self.on_gpu(self.backend.warm_up, self.styles.values())
         log.info("model_ready worker=%s %s", self.worker_id, report.fields())
 
     def heartbeat(self) -> None:
@@ -78,6 +110,7 @@ def pipeline_options(settings: Settings) -> PipelineOptions:
         batch_sizes=settings.batch_sizes(),
         warmup_buckets=parse_buckets(settings.warmup_buckets),
         vae_slicing=settings.vae_slicing,
+        quantize=settings.quantize,
     )
 
 

@@ -6,9 +6,18 @@ so a classic or fake worker never imports them.
 
 from __future__ import annotations
 
-from tasks.backends.base import Backend, PipelineOptions, WarmsUp, WarmupReport
+from tasks.backends.base import Backend, PipelineOptions, Staged, Stages, WarmsUp, WarmupReport
 
-__all__ = ["BACKENDS", "Backend", "PipelineOptions", "WarmsUp", "WarmupReport", "make_backend"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "PipelineOptions",
+    "Staged",
+    "Stages",
+    "WarmsUp",
+    "WarmupReport",
+    "make_backend",
+]
 
 BACKENDS = ("classic", "diffusers", "null", "sleep", "crash")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image
 
@@ -18,6 +18,53 @@ class Backend(Protocol):
     def stylize(self, images: Sequence[Image.Image], style: StylePreset) -> list[Image.Image]:
         """Return one styled RGB image per input, in order. Raise on failure."""
         ...
+
+
+@runtime_checkable
+class Staged(Protocol):
+    """A backend whose call splits into CPU and GPU stages, so a worker can overlap them:
+    `prepare` the next batch and `finish` the last one while `run` keeps the GPU busy.
+
+    stylize(images, style) must equal finish(run(prepare(images, style))). prepare and finish
+    run on other threads than run, concurrently with it: they must not take run's locks.
+    """
+
+    def prepare(self, images: Sequence[Image.Image], style: StylePreset) -> Any:
+        """CPU: fit each image to its bucket, make the tensors the pipeline call takes."""
+        ...
+
+    def run(self, prepared: Any) -> Any:
+        """GPU: the pipeline call(s), ending with the outputs copied to host memory."""
+        ...
+
+    def finish(self, raw: Any) -> list[Image.Image]:
+        """CPU: decode `run`'s outputs to one RGB image per input, in order."""
+        ...
+
+
+class Stages:
+    """prepare / run / finish of any backend: its own when it is Staged, else the whole
+    stylize call is the run stage and the other two pass their input through."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.staged = isinstance(backend, Staged)
+
+    def prepare(self, images: Sequence[Image.Image], style: StylePreset) -> Any:
+        if isinstance(self.backend, Staged):
+            return self.backend.prepare(images, style)
+        return list(images), style
+
+    def run(self, prepared: Any) -> Any:
+        if isinstance(self.backend, Staged):
+            return self.backend.run(prepared)
+        images, style = prepared
+        return self.backend.stylize(images, style)
+
+    def finish(self, raw: Any) -> list[Image.Image]:
+        if isinstance(self.backend, Staged):
+            return self.backend.finish(raw)
+        return list(raw)
 
 
 @runtime_checkable
@@ -41,6 +88,7 @@ class PipelineOptions:
     batch_sizes: tuple[int, ...] = (1,)  # compiled: a batch is padded up to the next of these
     warmup_buckets: tuple[str, ...] = tuple(BUCKETS)  # shapes compiled (or tried) at warm-up
     vae_slicing: bool = False  # decode one image at a time: less VRAM, a little slower
+    quantize: str = "off"  # off | int8 | fp8: the UNet's linear layers through torchao
     seed: int = 0
 
 

@@ -20,6 +20,7 @@ import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import diffusers.utils
@@ -50,6 +51,7 @@ class DiffusersBackend:
         self.device = resolve_device(opts.device)
         self.dtype = resolve_dtype(opts.dtype, self.device)
         self.compiled = opts.compile != "off"
+        check_quantize(opts.quantize, self.device)
         self._pipelines: dict[str, Any] = {}
         self._warm_graphs: int | None = None  # compiled graphs when warm-up ended
         # Pipelines keep per-call scheduler state: serialise loads and calls in threaded pools.
@@ -60,17 +62,47 @@ class DiffusersBackend:
     def stylize(self, images: Sequence[Image.Image], style: StylePreset) -> list[Image.Image]:
         """Return one styled RGB image per input, in order: one pipeline call per size bucket
         (a worker's batch is claimed from one bucket, so that is one call)."""
+        return self.finish(self.run(self.prepare(images, style)))
+
+    def prepare(self, images: Sequence[Image.Image], style: StylePreset) -> Prepared:
+        """CPU stage: group by bucket, fit each image into its bucket's shape (mirrored border),
+        pad the group up to a warmed batch size, and stack it into one [0, 1] float tensor
+        (in pinned memory on CUDA, so run's copy to the GPU does not wait for the host)."""
         rgb = [img.convert("RGB") for img in images]
         by_bucket: dict[str, list[int]] = {}
         for i, img in enumerate(rgb):
             by_bucket.setdefault(bucket_for(*img.size), []).append(i)
-        outs: list[Image.Image | None] = [None] * len(rgb)
+        groups = []
+        for bucket, idx in by_bucket.items():
+            box = bucket_shape(bucket, style.size)
+            fits = [fit_inside(rgb[i].size, box) for i in idx]
+            arrays = [
+                _mirror_pad(np.asarray(rgb[i].resize(fit, Image.Resampling.LANCZOS)), box)
+                for i, fit in zip(idx, fits, strict=True)
+            ]
+            arrays += [arrays[-1]] * (self.padded_size(len(arrays)) - len(arrays))  # dropped
+            pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
+            if self.device.type == "cuda":
+                pixels = pixels.pin_memory()
+            sizes = [rgb[i].size for i in idx]
+            groups.append(Group(idx=idx, fits=fits, sizes=sizes, pixels=pixels))
+        return Prepared(style=style, count=len(rgb), groups=groups)
+
+    def run(self, prepared: Prepared) -> Raw:
+        """GPU stage: one pipeline call per group; outputs leave the GPU as uint8 arrays."""
+        if not prepared.groups:
+            return Raw(count=0, groups=[])
         with self._lock:
-            pipe = self._pipeline(style.model) if rgb else None
-            for bucket, idx in by_bucket.items():
-                styled = self._bucket_call(pipe, [rgb[i] for i in idx], bucket, style)
-                for i, out in zip(idx, styled, strict=True):
-                    outs[i] = out
+            pipe = self._pipeline(prepared.style.model)
+            return self._run_groups(pipe, prepared)
+
+    def finish(self, raw: Raw) -> list[Image.Image]:
+        """CPU stage: arrays to images, the fitting undone (crop the border, original size)."""
+        outs: list[Image.Image | None] = [None] * raw.count
+        for group, pixels in raw.groups:
+            for k, i in enumerate(group.idx):
+                out = Image.fromarray(pixels[k], "RGB").crop((0, 0, *group.fits[k]))
+                outs[i] = out.resize(group.sizes[k], Image.Resampling.LANCZOS).convert("RGB")
         return [out for out in outs if out is not None]
 
     def pipeline(self, model: str) -> Any:
@@ -132,7 +164,7 @@ class DiffusersBackend:
                 start = time.perf_counter()
                 for bucket, n in self._warm_shapes():
                     grey = Image.new("RGB", bucket_shape(bucket, style.size), (128, 128, 128))
-                    self._run(pipe, [grey] * n, style)
+                    self._run_groups(pipe, self.prepare([grey] * n, style))  # as jobs run
                     calls += 1
                 _sync(self.device)
                 warm_s += time.perf_counter() - start
@@ -175,6 +207,8 @@ class DiffusersBackend:
         pipe.set_progress_bar_config(disable=True)
         if self.options.vae_slicing:
             pipe.vae.enable_slicing()
+        if self.options.quantize != "off":
+            quantize_unet(pipe.unet, self.options.quantize)
         if self.compiled:
             opts = self.options
             kwargs: dict[str, Any] = {"dynamic": False, "backend": opts.compile_backend}
@@ -186,40 +220,56 @@ class DiffusersBackend:
                 pipe.vae.decoder.compile(**kwargs)
         return pipe
 
-    def _bucket_call(
-        self, pipe: Any, images: list[Image.Image], bucket: str, style: StylePreset
-    ) -> list[Image.Image]:
-        """Fit each image into the bucket's shape, run one call, undo the fitting."""
-        box = bucket_shape(bucket, style.size)
-        fits = [fit_inside(img.size, box) for img in images]
-        batch = [
-            _mirror_pad(img.resize(fit, Image.Resampling.LANCZOS), box)
-            for img, fit in zip(images, fits, strict=True)
-        ]
-        batch += [batch[-1]] * (self.padded_size(len(batch)) - len(batch))  # results dropped
-        outs = self._run(pipe, batch, style)
-        return [
-            out.crop((0, 0, *fit)).resize(img.size, Image.Resampling.LANCZOS).convert("RGB")
-            for out, fit, img in zip(outs, fits, images, strict=False)
-        ]
+    def _run_groups(self, pipe: Any, prepared: Prepared) -> Raw:
+        out = []
+        for group in prepared.groups:
+            pixels = group.pixels.to(self.device, non_blocking=True)
+            styled = self._run(pipe, pixels, prepared.style)[: len(group.idx)]
+            # What diffusers' "pil" output does on the host, done on the device: one small copy.
+            array = (styled.float() * 255).round().clamp(0, 255).to(torch.uint8)
+            out.append((group, array.permute(0, 2, 3, 1).cpu().numpy()))
+        return Raw(count=prepared.count, groups=out)
 
-    def _run(self, pipe: Any, batch: list[Image.Image], style: StylePreset) -> list[Image.Image]:
-        """One pipeline call for the whole batch."""
-        n = len(batch)
+    def _run(self, pipe: Any, pixels: torch.Tensor, style: StylePreset) -> torch.Tensor:
+        """One pipeline call for the whole batch: (n, 3, h, w) in [0, 1] in, the same out."""
+        n = len(pixels)
         # One generator per image, all with the same seed: an image's result does not depend
         # on its batch-mates. CPU generators give the same noise whatever the device.
         generators = [torch.Generator("cpu").manual_seed(self.options.seed) for _ in range(n)]
         result = pipe(
             prompt=[style.prompt] * n,
             negative_prompt=[style.negative_prompt] * n,
-            image=batch,
+            image=pixels,
             strength=style.strength,
             num_inference_steps=min_steps(style.steps, style.strength),
             guidance_scale=style.guidance,
             generator=generators,
-            output_type="pil",
+            output_type="pt",
         )
-        return list(result.images)
+        return result.images
+
+
+@dataclass(frozen=True)
+class Group:
+    """One bucket's images of a batch, fitted and stacked for one pipeline call."""
+
+    idx: list[int]  # their places in the batch
+    fits: list[tuple[int, int]]  # the fitted size of each inside the bucket's shape
+    sizes: list[tuple[int, int]]  # the original sizes, restored by finish
+    pixels: torch.Tensor  # (padded n, 3, h, w), float in [0, 1], host memory
+
+
+@dataclass(frozen=True)
+class Prepared:
+    style: StylePreset
+    count: int
+    groups: list[Group]
+
+
+@dataclass(frozen=True)
+class Raw:
+    count: int
+    groups: list[tuple[Group, np.ndarray]]  # uint8 (padded n, h, w, 3) per group
 
 
 def min_steps(steps: int, strength: float) -> int:
@@ -227,14 +277,13 @@ def min_steps(steps: int, strength: float) -> int:
     return max(steps, math.ceil(1.0 / strength))
 
 
-def _mirror_pad(img: Image.Image, canvas: tuple[int, int]) -> Image.Image:
-    """Extend `img` right and down to `canvas` by mirroring, which img2img restyles plausibly."""
-    w, h = img.size
+def _mirror_pad(arr: np.ndarray, canvas: tuple[int, int]) -> np.ndarray:
+    """Extend an (h, w, 3) image right and down to `canvas` (w, h) by mirroring, which img2img
+    restyles plausibly."""
+    h, w = arr.shape[:2]
     if (w, h) == canvas:
-        return img
-    arr = np.asarray(img)
-    padded = np.pad(arr, ((0, canvas[1] - h), (0, canvas[0] - w), (0, 0)), mode="symmetric")
-    return Image.fromarray(padded, "RGB")
+        return arr
+    return np.pad(arr, ((0, canvas[1] - h), (0, canvas[0] - w), (0, 0)), mode="symmetric")
 
 
 def _graph_count() -> int:
@@ -257,6 +306,48 @@ def _allow_graphs(graphs: int) -> None:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+QUANTIZE = ("off", "int8", "fp8")
+
+
+def check_quantize(kind: str, device: torch.device) -> None:
+    """fp8 needs a GPU with fp8 tensor cores (compute capability 8.9: Ada, Hopper and later)."""
+    if kind not in QUANTIZE:
+        raise ValueError(f"quantize {kind!r}: use {', '.join(QUANTIZE)}")
+    if kind == "fp8" and (
+        device.type != "cuda" or torch.cuda.get_device_capability(device) < (8, 9)
+    ):
+        raise RuntimeError("quantize fp8 needs a CUDA GPU of compute capability 8.9 or newer")
+
+
+def quantize_unet(unet: torch.nn.Module, kind: str) -> None:
+    """Swap the UNet's linear layers for torchao's int8 or fp8 ones, in place: weights stored
+    in the low precision, activations quantized per call (dynamic). Convolutions stay as they
+    are. The bench prints the image difference against the unquantized pipeline."""
+    try:
+        from torchao.quantization import (
+            Float8DynamicActivationFloat8WeightConfig,
+            Int8DynamicActivationInt8WeightConfig,
+            PerRow,
+            quantize_,
+        )
+    except ImportError as exc:
+        raise RuntimeError(f"quantize {kind} needs torchao (the diffusers extra): {exc}") from None
+
+    def eligible(module: torch.nn.Module, _: str) -> bool:  # the kernels want multiples of 16
+        return (
+            isinstance(module, torch.nn.Linear)
+            and module.in_features % 16 == 0
+            and module.out_features % 16 == 0
+        )
+
+    config: Any = (
+        Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())
+        if kind == "fp8"
+        else Int8DynamicActivationInt8WeightConfig()
+    )
+    quantize_(unet, config, filter_fn=eligible)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -46,7 +46,7 @@ def backend() -> RecordingBackend:
 def ctx(runtime: Runtime, backend: RecordingBackend) -> Iterator[WorkerContext]:
     ctx = WorkerContext.build(runtime.settings, backend=backend)  # type: ignore[arg-type]
     yield ctx
-    ctx.engine.dispose()
+    ctx.close()
 
 
 def submit(core: Core, tmp_path: Path, n: int, style: str = "ghibli", size=(160, 120)) -> list[str]:

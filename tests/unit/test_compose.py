@@ -329,7 +329,7 @@ def test_dockerfile_basics() -> None:
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", text, re.M)
     assert re.search(r"^ARG FLAVOR=gpu$", text, re.M)
-    assert '".[diffusers]"' in text
+    assert '".[diffusers,quantize]"' in text
     assert "download.pytorch.org/whl/cu" in text
     assert re.search(r'^ENTRYPOINT \["stylebot"\]$', text, re.M)
     users = re.findall(r"^USER (\S+)$", text, re.M)

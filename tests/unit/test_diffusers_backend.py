@@ -72,8 +72,9 @@ def spy_calls(pipe: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, tup
     calls: list[tuple[int, tuple[int, int]]] = []
 
     def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append((len(kwargs["prompt"]), kwargs["image"][0].size))
-        assert {img.size for img in kwargs["image"]} == {kwargs["image"][0].size}
+        pixels = kwargs["image"]  # one (n, 3, h, w) tensor: the batch shares one shape
+        assert len(pixels) == len(kwargs["prompt"]) and pixels.shape[1] == 3
+        calls.append((len(pixels), (pixels.shape[3], pixels.shape[2])))
         return real_call(self, *args, **kwargs)
 
     # Python looks __call__ up on the type, so the spy goes on the pipeline's class.
@@ -190,6 +191,63 @@ def test_pipeline_loaded_once_per_model(cpu_backend: DiffusersBackend, tiny_mode
     assert pipe.dtype == torch.float32  # CPU: no fast fp16 kernels
     # Attention through torch's scaled_dot_product_attention (flash / memory-efficient kernels).
     assert {type(p).__name__ for p in pipe.unet.attn_processors.values()} == {"AttnProcessor2_0"}
+
+
+def test_the_stages_compose_to_stylize_and_match_a_plain_pil_call(
+    cpu_backend: DiffusersBackend, tiny_model: Path
+) -> None:
+    """prepare / run / finish (what an overlapping worker runs on three threads) give the
+    same pixels as diffusers' own PIL in, PIL out path: the tensors change nothing."""
+    style = preset(tiny_model)
+    src = photo(96, 64)
+    prepared = cpu_backend.prepare([src], style)
+    assert prepared.groups[0].pixels.dtype == torch.float32
+    pixels = prepared.groups[0].pixels
+    assert 0.0 <= float(pixels.min()) <= float(pixels.max()) <= 1.0
+    raw = cpu_backend.run(prepared)
+    assert raw.groups[0][1].dtype == np.uint8  # left the device as bytes
+    staged = cpu_backend.finish(raw)[0]
+
+    box = bucket_shape("768x512", style.size)
+    fit = fit_inside(src.size, box)
+    fitted = np.asarray(src.resize(fit, Image.Resampling.LANCZOS))
+    canvas = np.pad(fitted, ((0, box[1] - fit[1]), (0, box[0] - fit[0]), (0, 0)), mode="symmetric")
+    plain = cpu_backend.pipeline(style.model)(
+        prompt=[style.prompt],
+        negative_prompt=[style.negative_prompt],
+        image=[Image.fromarray(canvas, "RGB")],
+        strength=style.strength,
+        num_inference_steps=min_steps(style.steps, style.strength),
+        guidance_scale=style.guidance,
+        generator=[torch.Generator("cpu").manual_seed(0)],
+        output_type="pil",
+    ).images[0]
+    expected = plain.crop((0, 0, *fit)).resize(src.size, Image.Resampling.LANCZOS)
+    assert staged.tobytes() == expected.tobytes()
+
+
+def test_int8_quantized_unet_stays_close_to_full_precision(
+    cpu_backend: DiffusersBackend, tiny_model: Path
+) -> None:
+    pytest.importorskip("torchao")
+    quantized = DiffusersBackend(PipelineOptions(device="cpu", quantize="int8"))
+    style, src = preset(tiny_model), photo(64, 64)
+    unet = quantized.pipeline(style.model).unet
+    linear = [m for m in unet.modules() if isinstance(m, torch.nn.Linear)]
+    assert linear and any(type(m.weight).__name__ != "Parameter" for m in linear)  # swapped
+    full = np.asarray(cpu_backend.stylize([src], style)[0], dtype=np.float64)
+    low = np.asarray(quantized.stylize([src], style)[0], dtype=np.float64)
+    assert low.shape == full.shape
+    diff = np.abs(low - full).mean()
+    assert 0 < diff < 8  # changed (the int8 path ran), yet the same picture
+
+
+def test_fp8_needs_a_gpu_that_has_it_and_unknown_kinds_are_refused() -> None:
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match=r"compute capability 8\.9"):
+            DiffusersBackend(PipelineOptions(device="cpu", quantize="fp8"))
+    with pytest.raises(ValueError, match="use off, int8, fp8"):
+        DiffusersBackend(PipelineOptions(device="cpu", quantize="int4"))
 
 
 def test_seeded_and_reproducible(cpu_backend: DiffusersBackend, tiny_model: Path) -> None:
