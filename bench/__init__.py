@@ -1,4 +1,5 @@
-"""Benchmarks: `stylebot bench queue|gpu|load` (bench.queue, bench.gpu, bench.load) and
+"""Benchmarks: `stylebot bench queue|gpu|overlap|load` (bench.queue, bench.gpu, bench.overlap,
+bench.load) and
 bench/classic_speed.py.
 
 Shared by every benchmark that drives the live stack (import the modules; nothing is re-exported

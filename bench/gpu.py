@@ -6,10 +6,12 @@
 2. Measures the device: an fp16 (the pipeline's dtype) matmul peak, and the FLOPs of one
    image's pipeline call with torch.utils.flop_counter; peak ÷ FLOPs = the compute limit.
 3. Naive baseline: the plain diffusers pipeline, one image per call, timed over --baseline.
-4. Worker path: a real `stylebot worker` (diffusers backend, dynamic batching, optional
-   torch.compile with warm-up) on Redis and a throwaway database. One request at a time on the
+4. Worker path, once per --variants entry (batched; compiled; compiled with CPU/GPU overlap;
+   + CUDA graphs; + an fp8 or int8 UNet): a real `stylebot worker` (diffusers backend,
+   dynamic batching, warm-up) on Redis and a throwaway database. One request at a time on the
    idle worker, then --requests held back and published in one burst (so they all wait);
-   images/s = requests ÷ (burst published → last result stored).
+   images/s = requests ÷ (burst published → last result stored). A quantized variant also gets
+   its pictures compared with full precision (same photos, same seed).
 
 Needs the `diffusers` extra, Redis, and PostgreSQL (or `--database-url sqlite://`).
 """
@@ -32,8 +34,11 @@ from typing import Any
 
 from bench.gpu_report import (
     SECTION_TITLE,
+    VARIANTS,
     Baseline,
+    Difference,
     GpuReport,
+    Variant,
     WorkerPath,
     Workload,
     flop,
@@ -45,7 +50,10 @@ from bench.report import show
 
 STYLE = "bench"
 READY = re.compile(r"model_ready .*load_s=([\d.]+) warmup_s=([\d.]+) .*graphs=(\d+)")
-BATCH = re.compile(r"batch_done size=(\d+) .*seconds=([\d.]+)(?: vram_peak_mib=(\d+))?")
+BATCH = re.compile(
+    r"batch_done size=(\d+) .*seconds=([\d.]+)(?: gap_ms=(-?\d+))?(?: vram_peak_mib=(\d+))?"
+)
+DEFAULT_VARIANTS = "batched,compiled,overlapped,graphs,fp8"
 NEW_GRAPHS = re.compile(r"batch_done .*new_graphs=(\d+)")
 
 
@@ -54,6 +62,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "stylebot bench gpu") ->
     args = _parser(prog).parse_args(argv)
     if min(args.requests, args.baseline, args.idle, args.max_batch, args.size) < 1:
         print(f"{prog}: counts and sizes must be positive", file=sys.stderr)
+        return 2
+    unknown = [v for v in _variant_names(args) if v not in VARIANTS]
+    if unknown or not _variant_names(args):
+        print(f"{prog}: --variants: choose from {', '.join(VARIANTS)}", file=sys.stderr)
         return 2
     try:
         report = run(args, " ".join([prog, *map(shlex.quote, argv)]))
@@ -68,8 +80,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--model", default="sd15", help="sd15 (random, full size), tiny, or a path")
     p.add_argument("--device", default="auto", help="auto, cuda or cpu")
     p.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"])
-    p.add_argument("--compile", default="unet", choices=["off", "unet", "full"])
-    p.add_argument("--compile-mode", default="default")
+    p.add_argument(
+        "--variants",
+        default=DEFAULT_VARIANTS,
+        help=f"worker variants to measure, in order (of {', '.join(VARIANTS)})",
+    )
+    p.add_argument("--compile", default="unet", choices=["off", "unet", "full"],
+                   help="what the compiled variants compile (off: skip them)")  # fmt: skip
     p.add_argument("--size", type=int, default=512, help="photos are size × size")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--strength", type=float, default=0.6)
@@ -118,10 +135,20 @@ def run(args: argparse.Namespace, command: str) -> GpuReport:
         peak = matmul_peak(device, dtype)
         say(f"bench: matmul peak {flop(peak)}/s")
         flops, baseline = _naive(model, device, dtype, args)
-        if device.type == "cuda":
-            gc.collect()
-            torch.cuda.empty_cache()  # the baseline's pipeline is gone; the worker needs room
-        worker = _worker_path(args, styles, device)
+        _free(device)  # the baseline's pipeline is gone; the worker needs room
+        workers, skipped = [], []
+        for name in _variant_names(args):
+            variant = VARIANTS[name]
+            why = _unsupported(variant, args, device)
+            if why:
+                say(f"bench: {name} skipped: {why}")
+                skipped.append((name, why))
+                continue
+            diff = None
+            if variant.quantize != "off":
+                diff = _difference(styles, args, device, variant.quantize)
+            _free(device)
+            workers.append(_worker_path(args, styles, device, variant, diff))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     cuda = f", CUDA {torch.version.cuda}" if device.type == "cuda" else ""
     return GpuReport(
@@ -133,8 +160,41 @@ def run(args: argparse.Namespace, command: str) -> GpuReport:
         peak_flops=peak,
         flops_per_image=flops,
         baseline=baseline,
-        worker=worker,
+        workers=tuple(workers),
+        skipped=tuple(skipped),
     )
+
+
+def _variant_names(args: argparse.Namespace) -> list[str]:
+    return [part.strip() for part in args.variants.split(",") if part.strip()]
+
+
+def _unsupported(variant: Variant, args: argparse.Namespace, device: Any) -> str:
+    """Why `variant` cannot run here ("" when it can)."""
+    import torch
+
+    if variant.compile and args.compile == "off":
+        return "--compile off"
+    if variant.compile_mode == "reduce-overhead" and device.type != "cuda":
+        return "CUDA graphs need a GPU"
+    if variant.quantize == "fp8" and (
+        device.type != "cuda" or torch.cuda.get_device_capability(device) < (8, 9)
+    ):
+        return "fp8 needs a GPU of compute capability 8.9 or newer"
+    if variant.quantize != "off":
+        try:
+            import torchao  # noqa: F401
+        except ImportError:
+            return "torchao is not installed (the quantize extra)"
+    return ""
+
+
+def _free(device: Any) -> None:
+    import torch
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _model(spec: str, workdir: Path, dtype: Any) -> str:
@@ -217,7 +277,41 @@ def _naive(model: str, device: Any, dtype: Any, args: argparse.Namespace) -> tup
     return flops, Baseline(args.baseline, time.perf_counter() - start)
 
 
-def _worker_path(args: argparse.Namespace, styles: Path, device: Any) -> WorkerPath:
+def _difference(styles: Path, args: argparse.Namespace, device: Any, kind: str) -> Difference:
+    """Style the same photos with the full-precision and the `kind` UNet; compare pixels."""
+    import numpy as np
+
+    from tasks.backends import PipelineOptions
+    from tasks.backends.diffusers import DiffusersBackend
+    from tasks.styles import load_styles
+
+    style = load_styles(styles)[STYLE]
+    photos = [_photo(args.size, seed) for seed in range(4)]
+    outputs = []
+    for quantize in ("off", kind):
+        backend = DiffusersBackend(
+            PipelineOptions(device=str(device), dtype=args.dtype, quantize=quantize)
+        )
+        outputs.append(
+            [np.asarray(img, dtype=np.float64) for img in backend.stylize(photos, style)]
+        )
+        del backend
+        _free(device)
+    full, low = (np.stack(images) for images in outputs)
+    mse = float(((full - low) ** 2).mean())
+    psnr = float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+    diff = Difference(images=len(photos), mean_abs=float(np.abs(full - low).mean()), psnr_db=psnr)
+    say(f"bench: {kind} UNet against full precision: {diff.mean_abs:.2f}/255, {psnr:.1f} dB")
+    return diff
+
+
+def _worker_path(
+    args: argparse.Namespace,
+    styles: Path,
+    device: Any,
+    variant: Variant,
+    difference: Difference | None = None,
+) -> WorkerPath:
     from bench.stack import live_stack
 
     settings: dict[str, Any] = {
@@ -231,8 +325,10 @@ def _worker_path(args: argparse.Namespace, styles: Path, device: Any) -> WorkerP
         "backend": "diffusers",
         "device": str(device),
         "dtype": args.dtype,
-        "compile": args.compile,
-        "compile_mode": args.compile_mode,
+        "compile": args.compile if variant.compile else "off",
+        "compile_mode": variant.compile_mode,
+        "overlap": str(variant.overlap).lower(),
+        "quantize": variant.quantize,
         "warmup_buckets": "512x512",  # the bench's photos are square
         "compile_batch_sizes": args.compile_batch_sizes,
         "task_soft_time_limit": 900,
@@ -242,7 +338,7 @@ def _worker_path(args: argparse.Namespace, styles: Path, device: Any) -> WorkerP
         sub = stack.submitter(hold=True, **settings)
         engine = sub.runtime.engine
         env = stack.env(**settings, **env_only)
-        say(f"bench: starting the worker (compile {args.compile}; warm-up can take minutes)")
+        say(f"bench: {variant.name}: starting the worker (warm-up can take minutes)")
         with stack.worker(engine, env, 1, ready_timeout_s=args.ready_timeout) as worker:
             idle_jobs = []
             for _ in range(args.idle):
@@ -250,7 +346,7 @@ def _worker_path(args: argparse.Namespace, styles: Path, device: Any) -> WorkerP
                 (job,) = sub.release()
                 idle_jobs.append(stack.wait_all(engine, [job], limit_s=600)[job])
             idle_batches = len(_batch_lines(worker.log_file))
-            say(f"bench: worker path, {args.requests} requests in one burst")
+            say(f"bench: {variant.name}: {args.requests} requests in one burst")
             for _ in range(args.requests):
                 sub.submit(stack.request(STYLE, args.size))
             start = datetime.now(UTC)
@@ -260,34 +356,38 @@ def _worker_path(args: argparse.Namespace, styles: Path, device: Any) -> WorkerP
     batches = _batch_lines(worker.log_file, log)
     ready = READY.search(log)
     new_graphs = NEW_GRAPHS.findall(log)
-    vram = [float(v) for _, _, v in batches if v]
+    vram = [float(v) for _, _, _, v in batches if v]
+    gaps = [float(g) for _, _, g, _ in batches[idle_batches + 1 :] if g]  # within the burst
     return WorkerPath(
+        variant=variant,
         requests=len(ids),
         seconds=(max(t.finished for t in times.values()) - start).total_seconds(),
         latencies_s=tuple((times[i].finished - sub.published[i][0]).total_seconds() for i in ids),
-        batches=tuple(int(n) for n, _, _ in batches[idle_batches:]),
-        idle_call_s=statistics.median(float(s) for _, s, _ in batches[:idle_batches]),
+        batches=tuple(int(n) for n, _, _, _ in batches[idle_batches:]),
+        idle_call_s=statistics.median(float(s) for _, s, _, _ in batches[:idle_batches]),
         idle_job_s=statistics.median((t.finished - t.started).total_seconds() for t in idle_jobs),
         load_s=float(ready.group(1)) if ready else None,
         warmup_s=float(ready.group(2)) if ready else None,
         graphs=int(ready.group(3)) if ready else None,
         new_graphs=int(new_graphs[-1]) if new_graphs else None,
         vram_peak_mib=max(vram) if vram else None,
+        gap_ms=statistics.median(gaps) if gaps else None,
+        difference=difference,
     )
 
 
-def _batch_lines(path: Path, text: str | None = None) -> list[tuple[str, str, str]]:
-    """(size, seconds, vram) of each batch_done line in the worker's log."""
+def _batch_lines(path: Path, text: str | None = None) -> list[tuple[str, str, str, str]]:
+    """(size, seconds, gap_ms, vram) of each batch_done line in the worker's log."""
     if text is None:
         text = path.read_text(errors="replace")
     return BATCH.findall(text)
 
 
-def _photo(size: int) -> Any:
+def _photo(size: int, seed: int = 0) -> Any:
     import numpy as np
     from PIL import Image
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), "RGB")
 
 

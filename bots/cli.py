@@ -54,13 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument("args", nargs="*")
     bench = sub.add_parser(
         "bench",
-        help="measure this machine (stylebot bench queue|gpu|load -h)",
+        help="measure this machine (stylebot bench queue|gpu|overlap|load -h)",
         description="Benchmarks on this machine. queue: the queue path's overhead and "
         "worker scaling (Redis + PostgreSQL); gpu: images/s of the diffusers path, naive "
-        "pipeline versus our worker, against the compute limit; load: a viral minute of people "
+        "pipeline versus our worker, against the compute limit; overlap: what the worker's "
+        "CPU/GPU overlap buys, a sleeping stand-in for the GPU; load: a viral minute of people "
         "through the Telegram bot on its emulator (a source checkout). `-h` after any for options.",
     )
-    bench.add_argument("what", choices=["queue", "gpu", "load"])
+    bench.add_argument("what", choices=["queue", "gpu", "overlap", "load"])
     bench.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
@@ -119,6 +120,10 @@ def _bench(_settings: Settings, args: argparse.Namespace) -> int:
         from bench.gpu import main as bench_gpu
 
         return bench_gpu(args.args, prog="stylebot bench gpu")
+    if args.what == "overlap":
+        from bench.overlap import main as bench_overlap
+
+        return bench_overlap(args.args, prog="stylebot bench overlap")
     from bench.queue import main as bench_queue
 
     return bench_queue(args.args, prog=f"stylebot bench {args.what}")
