@@ -29,6 +29,7 @@ chat: $(VENV)/.base
 	$(BIN)/stylebot chat
 
 test: $(VENV)/.dev
+	bash scripts/ci_deps.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-fast: $(VENV)/.dev

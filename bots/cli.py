@@ -34,6 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=1, help="processes (one per GPU)")
     worker.add_argument("--loglevel", default="INFO")
     sub.add_parser("migrate", help="apply database migrations (Alembic) and exit")
+    health = sub.add_parser(
+        "health",
+        help="container healthcheck: this host's bot or worker (exit 0 or 1)",
+        description="bot: the delivery and housekeeping loops ran recently and the database "
+        "answers. worker: a worker process of this host has a fresh heartbeat (it beats once "
+        "warm-up is done). One line; exit 0 healthy, 1 not (yet).",
+    )
+    health.add_argument("role", choices=["bot", "worker"])
     telegram = sub.add_parser(
         "telegram", help="run the Telegram bot (see the README: Run on Telegram)"
     )
@@ -105,6 +113,14 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _health(settings: Settings, args: argparse.Namespace) -> int:
+    from storage.health import check_bot, check_worker
+
+    ok, line = check_bot(settings) if args.role == "bot" else check_worker(settings)
+    print(line)
+    return 0 if ok else 1
+
+
 def _admin(settings: Settings, args: argparse.Namespace) -> int:
     from bots.console.shell_admin import run_admin
 
@@ -134,6 +150,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "chat": _chat,
     "worker": _worker,
     "migrate": _migrate,
+    "health": _health,
     "admin": _admin,
     "telegram": _telegram,
     "discord": _discord,
@@ -149,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bots.logs import setup_logging
 
         setup_logging(
-            "WARNING" if args.command in ("demo", "chat") else "INFO",
+            "WARNING" if args.command in ("demo", "chat", "health") else "INFO",
             secrets=(settings.telegram_token, settings.discord_token),
         )
         return COMMANDS[args.command](settings, args)

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from quota.capacity import Load, jobs_ahead, measure
 from quota.controls import capacity_mode
 from quota.tiers import Tier, tiers_from_settings
+from storage import metrics
 from storage.models import Job, JobStatus, Rejection
 from storage.settings import Settings
 
@@ -96,3 +97,4 @@ def assess(
 
 def record_rejection(session: Session, user_id: str, tier: str, reason: str, now: datetime) -> None:
     session.add(Rejection(user_id=user_id, tier=tier, reason=reason, created_at=now))
+    metrics.admission("refused", reason)

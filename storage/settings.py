@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # Set: commands are synced to this one guild only (instant; for development). None: global.
     discord_guild_id: int | None = Field(default=None, gt=0)
     admins: Annotated[tuple[str, ...], NoDecode] = ()
+    # Set: each bot process serves a public, read-only status page on this port (all interfaces).
+    status_port: int | None = Field(default=None, ge=1, le=65535)
+    # The status page's public address; the "busy" reply links to it. Empty: no link.
+    status_url: str = Field(default="", pattern=r"^(https?://\S+)?$")
     free_daily_limit: int = Field(default=3, ge=0, le=10_000)
     plus_daily_limit: int = Field(default=30, ge=0, le=100_000)
     pro_daily_limit: int = Field(default=200, ge=0, le=1_000_000)
@@ -86,9 +90,16 @@ class Settings(BaseSettings):
     vae_slicing: bool = False  # decode a batch one image at a time (less VRAM)
     quantize: Literal["off", "int8", "fp8"] = "off"  # the UNet's linear layers (torchao)
     overlap: bool = True  # prepare batch N+1 and store N-1 while the GPU styles batch N
+    # One GPU per worker replica: claim a free index through locks in this shared directory
+    # (compose: a volume all worker replicas mount). Empty: no claiming, use STYLEBOT_DEVICE.
+    gpu_claim_dir: str = ""
+    gpus: str = ""  # the indices to claim from ("0,1,2,3"); empty: what nvidia-smi lists
+    gpu_claim_wait_s: float = Field(default=60.0, ge=0)  # wait this long for a GPU to free up
     max_batch: int = Field(default=8, ge=1, le=64)  # jobs of one style and size per call
     batch_wait_ms: int = Field(default=50, ge=0, le=5000)  # how long to gather a batch
     sleep_backend_ms: int = Field(default=200, ge=0)  # the fixed-duration fake backend
+    # Set: serve Prometheus metrics on this port, all interfaces (bots and workers). None: off.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("admins", mode="before")
     @classmethod
@@ -106,6 +117,16 @@ class Settings(BaseSettings):
     @field_validator("discord_guild_id", mode="before")
     @classmethod
     def _empty_means_global(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("status_port", mode="before")
+    @classmethod
+    def _empty_means_no_page(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _empty_means_no_metrics(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("styles_file", mode="before")

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,14 +17,16 @@ from celery import Celery, Task
 from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy import Engine
 
+from storage import metrics
 from storage.db import make_engine, transaction
 from storage.images import ImageStore
 from storage.jobs import beat, forget_worker
+from storage.metrics_endpoint import forget_dead_processes, process_stopping
 from storage.models import utcnow
 from storage.settings import Settings
 from tasks.app import STYLIZE_TASK
 from tasks.backends import Backend, PipelineOptions, Stages, WarmsUp, make_backend
-from tasks.batch import run_next
+from tasks.batch import record_gpu_memory, run_next
 from tasks.buckets import parse_buckets
 from tasks.styles import StylePreset, load_styles
 
@@ -92,7 +95,10 @@ class WorkerContext:
         """Let the backend load (and compile) its models, if it has start-up work to do."""
         if not (self.settings.warmup and isinstance(self.backend, WarmsUp)):
             return
+        start = time.perf_counter()
         report = self.on_gpu(self.backend.warm_up, self.styles.values())
+        metrics.warmup(time.perf_counter() - start)
+        record_gpu_memory(self.backend)
         log.info("model_ready worker=%s %s", self.worker_id, report.fields())
 
     def heartbeat(self) -> None:
@@ -166,10 +172,12 @@ def register_tasks(app: Celery) -> Any:
     # and withdraws when it stops, so an estimate never counts a worker that is gone.
     @worker_process_init.connect(weak=False)
     def _child_started(**_: object) -> None:
+        forget_dead_processes()  # a child that died unannounced left its gauges
         stylize.context  # noqa: B018 - builds the context and starts the heartbeat
 
     @worker_process_shutdown.connect(weak=False)
     def _child_stopping(**_: object) -> None:
+        process_stopping()  # its gauges leave the endpoint; its counts stay
         ctx = stylize._context
         if ctx is not None and ctx.pid == os.getpid():
             with transaction(ctx.engine) as s:

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from storage.metrics_endpoint import serve_metrics, use_multiprocess_dir
 from storage.settings import Settings, SettingsError
 from tasks.app import GPU_QUEUE, check_visibility_timeout, make_celery
+from tasks.gpus import claim_gpu
 from tasks.stylize import register_tasks
 
 
@@ -17,8 +19,19 @@ def run_worker(settings: Settings, concurrency: int = 1, loglevel: str = "INFO")
     """Run a Celery worker on the gpu queue in this process until it is told to stop."""
     check_visibility_timeout(settings)
     check_broker(settings)
+    if settings.gpu_claim_dir:  # before anything imports torch: the claim sets the visible GPU
+        if concurrency != 1:
+            raise SettingsError(
+                "STYLEBOT_GPU_CLAIM_DIR: a worker claims one GPU for one process; "
+                "run `stylebot worker --concurrency 1` and scale replicas instead"
+            )
+        claim_gpu(Path(settings.gpu_claim_dir), settings.gpus, settings.gpu_claim_wait_s)
     app = make_celery(settings)
     register_tasks(app)
+    if settings.metrics_port is not None:
+        # The pool children record, this process serves what they recorded: set before they fork.
+        use_multiprocess_dir()
+        serve_metrics(settings, "worker")
     # One prefork child per GPU; the backend loads lazily in the child on its first job.
     app.worker_main(
         [

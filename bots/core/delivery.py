@@ -19,7 +19,9 @@ from bots.core.failures import report
 from bots.core.messages import t
 from bots.core.requests import Reply, ReplyTarget
 from bots.core.runtime import Runtime
+from storage import metrics
 from storage.db import transaction
+from storage.health import mark_alive
 from storage.jobs import claim_for_delivery, mark_delivered, release_claim
 from storage.models import Job, JobStatus
 
@@ -76,10 +78,13 @@ class Delivery:
         target = ReplyTarget.from_json(job.reply_target)
         try:
             await self.sender.send(target, self.reply_for(job))
+            metrics.delivery(self.platform, "sent")
         except Undeliverable:
             log.info("delivery_abandoned job=%s", job.id)
+            metrics.delivery(self.platform, "abandoned")
         except Exception as exc:  # transient: let a later pass (or another process) retry
             log.warning("delivery_failed job=%s error=%s", job.id, type(exc).__name__)
+            metrics.delivery(self.platform, "failed")
             await asyncio.to_thread(self._with_session, release_claim, job.id)
             return 0
         await asyncio.to_thread(self._with_session, mark_delivered, job.id)
@@ -96,5 +101,6 @@ class Delivery:
                 await self.deliver_once()
             except Exception as exc:
                 report(log, "delivery_pass_failed", exc)
+            mark_alive("delivery")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)

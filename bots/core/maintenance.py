@@ -22,7 +22,9 @@ from bots.core.runtime import Runtime
 from quota import surge
 from quota.capacity import measure
 from quota.lifecycle import finish_failed
+from storage import metrics
 from storage.db import transaction
+from storage.health import mark_alive
 from storage.jobs import expired_running, orphaned_running, overdue_tokens, requeue, untoken
 
 log = logging.getLogger("stylebot.maintenance")
@@ -56,18 +58,21 @@ class Maintenance:
 
     def reap(self) -> list[str]:
         """Requeue (or fail) jobs whose worker died; returns the ids that need a new token."""
-        requeued = []
+        requeued, failed = [], 0  # failed: past the attempt cap
         now = self.rt.clock()
         with transaction(self.rt.engine) as s:
             dead = {j.id: j for j in orphaned_running(s, now, self.silent)}
             dead.update({j.id: j for j in expired_running(s, now, self.lease)})
             for job in dead.values():
                 if job.attempts >= self.rt.settings.max_attempts:
-                    finish_failed(s, job, "attempts")
+                    failed += finish_failed(s, job, "attempts")
                 elif requeue(s, job.id):
                     requeued.append(job.id)
         if requeued:
             log.warning("reaped jobs=%d", len(requeued))
+        metrics.reaped("requeued", len(requeued))
+        metrics.reaped("failed", failed)
+        metrics.job_failed("attempts", failed)
         return requeued
 
     def overdue(self, now: datetime) -> list[str]:
@@ -82,6 +87,7 @@ class Maintenance:
             ids = overdue_tokens(s, now - grace, now)
         if ids:
             log.warning("tokens_reissued jobs=%d", len(ids))
+            metrics.tokens_reissued(len(ids))
         return ids
 
     def _send_tokens(self, job_ids: list[str]) -> None:
@@ -100,5 +106,6 @@ class Maintenance:
                 await asyncio.to_thread(self.run_once)
             except Exception as exc:
                 report(log, "maintenance_pass_failed", exc)
+            mark_alive("maintenance")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)

@@ -16,11 +16,13 @@ from bots.core.breaker import Breaker
 from bots.core.messages import duration, t
 from bots.core.requests import ImageRequest, Reply, Sender
 from bots.core.runtime import Runtime
+from bots.core.status_html import page_url
 from quota import QuotaDenied, next_reset, quota_day, reserve
 from quota.admission import Verdict, assess, current_load, fair_sort_key, record_rejection
 from quota.capacity import Load, jobs_before
 from quota.controls import user_limit
 from quota.lifecycle import cancel, finish_failed
+from storage import metrics
 from storage.db import transaction
 from storage.images import MIN_IMAGE_SIDE, ImageRejected, decode_image
 from storage.jobs import earlier_result, ensure_user, job_by_key, latest_queued, mark_delivered
@@ -28,6 +30,12 @@ from storage.models import Job, User
 from tasks.buckets import bucket_for
 
 log = logging.getLogger("stylebot.core")
+
+
+def _decided(outcome: str, reason: str, reply: Reply) -> Reply:
+    """Count an admission decision (quota.admission.record_rejection counts its own)."""
+    metrics.admission(outcome, reason)
+    return reply
 
 
 class Core:
@@ -40,7 +48,8 @@ class Core:
         """Admit, reserve and enqueue one styled-image request; never charges a refused one."""
         loc = req.sender.locale
         if req.style not in self.rt.styles:
-            return Reply(t("unknown_style", loc, style=req.style, styles=self._style_list(loc)))
+            text = t("unknown_style", loc, style=req.style, styles=self._style_list(loc))
+            return _decided("refused", "unknown_style", Reply(text))
         # Refuse what we can before downloading anything: ban, duplicate, capacity, quota. One
         # transaction for all of it; none may stay open across the download.
         with transaction(self.rt.engine) as s:
@@ -48,7 +57,7 @@ class Core:
         if isinstance(gate, Reply):
             return gate
         if isinstance(self.rt.enqueue, Breaker) and self.rt.enqueue.open:  # broker failed just now
-            return Reply(t("busy_error", loc))
+            return _decided("refused", "broker", Reply(t("busy_error", loc)))
         verdict, now = gate
         data = self._fetch(req)
         if isinstance(data, Reply):
@@ -63,13 +72,16 @@ class Core:
         loc = req.sender.locale
         user = ensure_user(s, req.sender.user_id, req.sender.username, loc)
         if user.banned:
-            return Reply(t("banned", loc))
+            return _decided("refused", "banned", Reply(t("banned", loc)))
         existing = job_by_key(s, req.idempotency_key)
         if existing is not None:
-            return Reply(t("duplicate", loc), job_id=existing.id)
+            return _decided(
+                "duplicate", "same_request", Reply(t("duplicate", loc), job_id=existing.id)
+            )
         max_bytes = int(self.rt.settings.max_upload_mb * 1024 * 1024)
         if req.declared_size is not None and req.declared_size > max_bytes:
-            return Reply(t("image_too_big_file", loc, mb=self.rt.settings.max_upload_mb))
+            text = t("image_too_big_file", loc, mb=self.rt.settings.max_upload_mb)
+            return _decided("refused", "image", Reply(text))
         now = self.rt.clock()
         tier = self.rt.tiers[user.tier]
         verdict = assess(s, tier, now, self.rt.settings, self.rt.tiers)
@@ -89,7 +101,7 @@ class Core:
             return req.fetch()
         except Exception as exc:  # the platform's download failed; nothing was charged
             log.warning("fetch_failed user=%s error=%s", req.sender.user_id, type(exc).__name__)
-            return Reply(t("image_unreadable", req.sender.locale))
+            return _decided("refused", "fetch", Reply(t("image_unreadable", req.sender.locale)))
 
     def _decode(self, data: bytes, loc: str) -> Image.Image | Reply:
         settings = self.rt.settings
@@ -102,7 +114,8 @@ class Core:
         except ImageRejected as rejected:
             mp = round(settings.max_image_pixels / 1e6)
             mb = settings.max_upload_mb
-            return Reply(t(f"image_{rejected.code}", loc, mb=mb, mp=mp, px=MIN_IMAGE_SIDE))
+            text = t(f"image_{rejected.code}", loc, mb=mb, mp=mp, px=MIN_IMAGE_SIDE)
+            return _decided("refused", "image", Reply(text))
 
     def _earlier_result(self, s: Session, user_id: str, digest: str, now: datetime) -> Job | None:
         """The same photo and style earlier today, with its result still on disk."""
@@ -124,9 +137,15 @@ class Core:
         if reason in ("quota_daily", "quota_in_flight"):
             return self._quota_reply(sender, reason.removeprefix("quota_"), now, a)
         if reason == "busy":
-            return Reply(t("busy", loc, wait=duration(verdict.retry_after_s or 60, loc)))
+            text = t("busy", loc, wait=duration(verdict.retry_after_s or 60, loc))
+            return Reply(" ".join([text, *self._status_link(loc)]))
         key = {"closed": "closed", "paused": "paused_free", "no_workers": "no_workers"}[reason]
         return Reply(t(key, loc))
+
+    def _status_link(self, loc: str) -> list[str]:
+        """A pointer to the public status page, when one is published (STYLEBOT_STATUS_URL)."""
+        base = self.rt.settings.status_url
+        return [t("status_link", loc, url=page_url(base, loc))] if base else []
 
     def _admit_and_enqueue(
         self, req: ImageRequest, image: Image.Image, digest: str, verdict: Verdict, now: datetime
@@ -143,13 +162,14 @@ class Core:
             return self._quota_denied(req.sender, denied.reason, now)
         except IntegrityError:  # the same update raced in twice: one job, one charge
             self.rt.store.delete_input(job_id)
-            return Reply(t("duplicate", req.sender.locale))
+            return _decided("duplicate", "same_request", Reply(t("duplicate", req.sender.locale)))
         if isinstance(admitted, Job):  # answered from the stored result, uncharged
             self.rt.store.delete_input(job_id)
             path = self.rt.store.result_path(admitted.id)
             loc = req.sender.locale
             text = t("duplicate_result", loc)
-            return Reply(text, image=path, job_id=admitted.id, style=admitted.style, locale=loc)
+            reply = Reply(text, image=path, job_id=admitted.id, style=admitted.style, locale=loc)
+            return _decided("reused", "same_photo", reply)
         job, position = admitted
         return self._enqueue(job, position, verdict.wait_s, req.sender.locale)
 
@@ -224,10 +244,12 @@ class Core:
                 finish_failed(s, job, "enqueue")
                 mark_delivered(s, job.id)  # this reply is its answer: no "failed" one later
             self.rt.store.delete_input(job.id)
-            return Reply(t("busy_error", loc))
+            metrics.job_failed("enqueue")
+            return _decided("refused", "broker", Reply(t("busy_error", loc)))
         style = self.rt.styles[job.style].display_name(loc)
         eta = duration(wait_s or 0, loc)
-        return Reply(t("queued_eta", loc, style=style, position=position, eta=eta), job_id=job.id)
+        reply = Reply(t("queued_eta", loc, style=style, position=position, eta=eta), job_id=job.id)
+        return _decided("admitted", "queued", reply)
 
     # --- quota -------------------------------------------------------------------------
 

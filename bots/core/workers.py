@@ -27,7 +27,7 @@ def spawn_local_worker(rt: Runtime) -> subprocess.Popen[bytes]:
     from tasks.worker import spawn_worker, stop_worker
 
     log = rt.settings.data_dir / "logs" / "worker.log"
-    worker = spawn_worker(log)
+    worker = spawn_worker(log, env={"STYLEBOT_METRICS_PORT": ""})  # the bot's port is its own
     if not wait_until_live(rt, worker):
         stop_worker(worker)
         raise SettingsError(f"the worker did not start; see {log}")

@@ -11,6 +11,7 @@ import discord
 from bots.core import Runtime
 from bots.core.process import run_bot_process
 from bots.discord.app import DiscordBot, GatewayTimeout
+from bots.discord.ratelimits import count_rate_limits
 from storage.settings import Settings, SettingsError
 
 
@@ -22,6 +23,8 @@ def run_discord(settings: Settings, with_worker: bool = False) -> int:
 
     async def serve(runtime: Runtime, stop: asyncio.Event) -> None:
         await DiscordBot(settings, runtime).serve(stop)
+
+    count_rate_limits()  # stylebot_platform_429_total: discord.py only logs its 429s
 
     try:
         run_bot_process(settings, serve, with_worker)

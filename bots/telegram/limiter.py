@@ -30,6 +30,8 @@ from telegram import constants
 from telegram.error import RetryAfter
 from telegram.ext import AIORateLimiter
 
+from storage import metrics
+
 PACED_PREFIXES = ("send", "edit", "copy", "forward")
 RETRY_SLACK_S = 0.1  # after a 429's retry_after, as AIORateLimiter waits
 _EARLY_S = 1e-6  # a timer may fire this much before its time (clock resolution)
@@ -144,6 +146,21 @@ def retry_after_s(exc: RetryAfter) -> float:
     return after.total_seconds() if isinstance(after, timedelta) else float(after)
 
 
+def counting_429s(
+    callback: Callable[..., Coroutine[Any, Any, Result]],
+) -> Callable[..., Coroutine[Any, Any, Result]]:
+    """The request, counting each 429 (stylebot_platform_429_total) on its way to the retry."""
+
+    async def counted(*args: Any, **kwargs: Any) -> Result:
+        try:
+            return await callback(*args, **kwargs)
+        except RetryAfter:
+            metrics.rate_limited("telegram")
+            raise
+
+    return counted
+
+
 class ChatRateLimiter(AIORateLimiter):
     """AIORateLimiter (per-group limit, 429 retries) with `Pacer` as its bot-wide limit and a
     pace per private chat."""
@@ -188,6 +205,7 @@ class ChatRateLimiter(AIORateLimiter):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> Result:
+        callback = counting_429s(callback)
         if data.get("chat_id") is None or data.get("allow_paid_broadcast"):
             # no chat: not limited; paid broadcasts: the parent's own limiter (1000/s)
             return await super().process_request(

@@ -127,6 +127,13 @@ class DiffusersBackend:
             return None
         return torch.cuda.max_memory_allocated(self.device) / 2**20
 
+    def cuda_memory(self) -> tuple[int, int] | None:
+        """CUDA memory this process has allocated, in bytes: (now, peak); None on CPU."""
+        if self.device.type != "cuda":
+            return None
+        allocated = torch.cuda.memory_allocated(self.device)
+        return allocated, torch.cuda.max_memory_allocated(self.device)
+
     def log_fields(self) -> str:
         """'vram_peak_mib=N new_graphs=M' where they apply: for the worker's batch log line."""
         fields = []

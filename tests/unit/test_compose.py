@@ -27,7 +27,13 @@ ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 
 # Read by docker-compose.yml only (for the containers' URLs), not Settings fields.
-COMPOSE_ONLY_VARS = {"STYLEBOT_POSTGRES_PASSWORD", "STYLEBOT_REDIS_PASSWORD", "STYLEBOT_IMAGE"}
+COMPOSE_ONLY_VARS = {
+    "STYLEBOT_POSTGRES_PASSWORD",
+    "STYLEBOT_REDIS_PASSWORD",
+    "STYLEBOT_IMAGE",
+    "STYLEBOT_SLIM_IMAGE",
+}
+PROFILES = ("gpu", "cpu", "telegram", "discord", "monitoring")
 REQUIRED_VAR = re.compile(r"^\$\{(STYLEBOT_[A-Z_]+):\?[^}]+\}$")
 
 
@@ -95,7 +101,8 @@ def test_bot_discord_is_opt_in_and_shares_the_stack(services: dict[str, Any]) ->
     assert bot["build"]["dockerfile"] == "docker/Dockerfile"
     assert bot["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert "data:/data" in bot["volumes"] and "ports" not in bot
+    assert "data:/data" in bot["volumes"]
+    assert bot["ports"] == ["127.0.0.1:8081:8080"]  # only the status page, on loopback
     env, shared = _env(bot), _env(services["migrate"])
     assert all(env[key] == value for key, value in shared.items())
     assert env["STYLEBOT_DISCORD_TOKEN"] is None  # passed through from .env, never written here
@@ -109,6 +116,33 @@ def test_app_services_run_the_stylebot_image(services: dict[str, Any]) -> None:
         assert svc["build"]["dockerfile"] == "docker/Dockerfile"
         assert svc["build"]["context"] == "."
         assert "stylebot" in svc["image"]
+
+
+def test_only_gpu_workers_run_the_gpu_image(services: dict[str, Any]) -> None:
+    """The bots, migrations and the CPU worker run the slim image: no torch, no CUDA."""
+    flavors = {
+        name: svc["build"]["args"]["FLAVOR"] for name, svc in services.items() if "build" in svc
+    }
+    assert flavors == {
+        "migrate": "cpu",
+        "worker": "gpu",
+        "worker-cpu": "cpu",
+        "bot-telegram": "cpu",
+        "bot-discord": "cpu",
+    }
+    assert services["worker"]["image"] == "${STYLEBOT_IMAGE:-stylebot:latest}"
+    slim = {services[name]["image"] for name, flavor in flavors.items() if flavor == "cpu"}
+    assert slim == {"${STYLEBOT_SLIM_IMAGE:-stylebot-slim:latest}"}
+
+
+def test_workers_come_in_a_gpu_and_a_cpu_profile(services: dict[str, Any]) -> None:
+    gpu, cpu = services["worker"], services["worker-cpu"]
+    assert (gpu["profiles"], cpu["profiles"]) == (["gpu"], ["cpu"])
+    assert _env(cpu)["STYLEBOT_BACKEND"] == "classic" and "deploy" not in cpu
+    assert cpu["command"] == gpu["command"] == ["worker", "--concurrency", "1"]
+    assert cpu["depends_on"] == gpu["depends_on"]
+    env_example = ENV_EXAMPLE.read_text(encoding="utf-8")
+    assert re.search(r"^COMPOSE_PROFILES=gpu$", env_example, re.M)  # `compose up` as before
 
 
 def test_migrate_is_one_shot_after_postgres(services: dict[str, Any]) -> None:
@@ -126,13 +160,15 @@ def test_worker_waits_for_migrations_and_redis(services: dict[str, Any]) -> None
     assert deps["redis"]["condition"] == "service_healthy"
 
 
-def test_worker_reserves_one_nvidia_gpu(services: dict[str, Any]) -> None:
-    devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
-    assert len(devices) == 1
-    gpu = devices[0]
-    assert gpu["driver"] == "nvidia"
-    assert gpu["count"] == 1
-    assert "gpu" in gpu["capabilities"]
+def test_worker_replicas_see_every_gpu_and_claim_one(services: dict[str, Any]) -> None:
+    """`--scale worker=N`: Docker gives every replica all GPUs; each claims a free index through
+    a lock in a volume the replicas share (tasks/gpus.py, tests/unit/test_gpu_claim.py)."""
+    worker = services["worker"]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+    claim_dir = _env(worker)["STYLEBOT_GPU_CLAIM_DIR"]
+    assert f"gpu-claims:{claim_dir}" in worker["volumes"]
+    assert worker["command"] == ["worker", "--concurrency", "1"]  # one process per GPU
 
 
 def test_worker_env_and_volumes(services: dict[str, Any]) -> None:
@@ -193,9 +229,65 @@ def test_flower_is_optional_and_local(services: dict[str, Any]) -> None:
 
 
 def test_named_volumes_declared(compose: dict[str, Any]) -> None:
-    assert {"postgres-data", "redis-data", "data", "hf-cache", "compile-cache"} <= set(
-        compose["volumes"]
-    )
+    assert {
+        "postgres-data",
+        "redis-data",
+        "data",
+        "hf-cache",
+        "compile-cache",
+        "gpu-claims",
+    } <= set(compose["volumes"])
+
+
+def test_bots_serve_the_status_page_on_loopback(services: dict[str, Any]) -> None:
+    for name in ("bot-telegram", "bot-discord"):
+        bot = services[name]
+        assert _env(bot)["STYLEBOT_STATUS_PORT"] == "8080"
+        assert _env(bot)["STYLEBOT_STATUS_URL"] is None  # from .env: the proxy's address
+        assert all(str(port).startswith("127.0.0.1:") for port in bot["ports"])
+
+
+def test_every_long_running_service_has_a_healthcheck(services: dict[str, Any]) -> None:
+    checks = {name: svc.get("healthcheck", {}).get("test") for name, svc in services.items()}
+    one_shot = {"migrate"}
+    missing = [name for name, test in checks.items() if not test and name not in one_shot]
+    assert missing == []
+    for name in ("bot-telegram", "bot-discord"):
+        assert checks[name] == ["CMD", "stylebot", "health", "bot"]
+    for name in ("worker", "worker-cpu"):
+        assert checks[name] == ["CMD", "stylebot", "health", "worker"]
+        # Warm-up (model load, compile) is "starting", not unhealthy: a long start period.
+        start = services[name]["healthcheck"]["start_period"]
+        assert start.endswith("s") and int(start[:-1]) >= 1200
+
+
+def test_stylebot_services_wait_for_healthy_databases(services: dict[str, Any]) -> None:
+    for name, svc in services.items():
+        if "stylebot" not in str(svc.get("image")):
+            continue
+        deps = svc["depends_on"]
+        assert deps["postgres"]["condition"] == "service_healthy", name
+        if name != "migrate":
+            assert deps["redis"]["condition"] == "service_healthy", name
+            assert deps["migrate"]["condition"] == "service_completed_successfully", name
+
+
+def active_services(services: dict[str, Any], profiles: set[str]) -> set[str]:
+    """What `docker compose up` starts with these profiles on (the compose spec's rule)."""
+    return {
+        name
+        for name, svc in services.items()
+        if not svc.get("profiles") or profiles & set(svc["profiles"])
+    }
+
+
+def test_profiles_start_what_they_say(services: dict[str, Any]) -> None:
+    base = {"redis", "postgres", "migrate"}
+    assert active_services(services, set()) == base
+    assert active_services(services, {"gpu"}) == base | {"worker"}
+    assert active_services(services, {"cpu"}) == base | {"worker-cpu"}
+    assert active_services(services, {"cpu", "telegram"}) == base | {"worker-cpu", "bot-telegram"}
+    assert {"prometheus", "grafana", "flower"} <= active_services(services, {"monitoring"})
 
 
 def test_no_literal_secrets(compose: dict[str, Any]) -> None:
@@ -242,6 +334,13 @@ def _compose_commands() -> list[list[str]]:
 COMPOSE_COMMANDS = _compose_commands()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _compose_cli_in_ci() -> None:
+    """CI installs Debian's docker-compose (scripts/ci_deps.sh): there, its absence fails."""
+    if os.environ.get("CI") == "true" and not COMPOSE_COMMANDS:
+        pytest.fail("no docker-compose on PATH: run scripts/ci_deps.sh (apt-get docker-compose)")
+
+
 def _run_config(cmd: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     # An empty --env-file keeps a developer's own .env out of it; no STYLEBOT_* from the shell.
     empty_env_file = tmp_path / "empty.env"
@@ -260,9 +359,14 @@ def _run_config(cmd: list[str], tmp_path: Path, **env: str) -> subprocess.Comple
 
 @pytest.mark.skipif(not COMPOSE_COMMANDS, reason="no docker-compose / docker compose on PATH")
 @pytest.mark.parametrize("cmd", COMPOSE_COMMANDS, ids=lambda c: " ".join([Path(c[0]).name, *c[1:]]))
-def test_compose_config_is_valid(cmd: list[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("profile", ["", *PROFILES, ",".join(PROFILES)])
+def test_compose_config_is_valid(cmd: list[str], tmp_path: Path, profile: str) -> None:
     result = _run_config(
-        cmd, tmp_path, STYLEBOT_POSTGRES_PASSWORD="dummy-pg", STYLEBOT_REDIS_PASSWORD="dummy-redis"
+        cmd,
+        tmp_path,
+        STYLEBOT_POSTGRES_PASSWORD="dummy-pg",
+        STYLEBOT_REDIS_PASSWORD="dummy-redis",
+        COMPOSE_PROFILES=profile,
     )
     assert result.returncode == 0, result.stderr
 

@@ -125,7 +125,9 @@ def test_help_lists_exactly_the_built_commands() -> None:
     listed = {
         line.split()[0] for line in out.splitlines() if line.startswith("    ") and line.split()
     }
-    assert listed == {"demo", "chat", "worker", "migrate", "admin", "bench", "telegram", "discord"}
+    assert listed == {
+        "demo", "chat", "worker", "migrate", "health", "admin", "bench", "telegram", "discord"
+    }  # fmt: skip
 
 
 def test_migrate_command_creates_the_schema(tmp_path: Path) -> None:
