@@ -72,7 +72,7 @@ def check_worker(settings: Settings, host: str | None = None) -> tuple[bool, str
         finally:
             engine.dispose()
     except Exception as exc:
-        return False, f"unhealthy: database unreachable ({type(exc).__name__})"
+        return False, f"unhealthy: database unreachable or not migrated ({type(exc).__name__})"
     if last is None:
         return False, "starting: no heartbeat from this host yet (loading or compiling models)"
     age = utcnow() - _aware(last)

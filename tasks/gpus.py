@@ -81,9 +81,11 @@ def claim_gpu(claim_dir: Path, listed: str, wait_s: float) -> Claim:
     deadline = time.monotonic() + wait_s
     while (claim := try_claim(claim_dir, indices)) is None:
         if time.monotonic() >= deadline:
+            n = len(indices)
+            which = f"all {n} GPUs ({','.join(indices)}) are" if n > 1 else f"GPU {indices[0]} is"
             raise SettingsError(
-                f"STYLEBOT_GPU_CLAIM_DIR: all {len(indices)} GPUs ({','.join(indices)}) are "
-                f"claimed by other workers; run at most {len(indices)} worker replicas here"
+                f"STYLEBOT_GPU_CLAIM_DIR: {which} claimed by other workers; run at most "
+                f"{n} worker replica{'s' if n > 1 else ''} here"
             )
         time.sleep(RETRY_S)
     os.environ["CUDA_VISIBLE_DEVICES"] = claim.index

@@ -61,7 +61,10 @@ def test_a_bot_is_healthy_while_both_loops_run_and_the_database_answers(
     mark_alive("maintenance")
     gone = settings.model_copy(update={"database_url": "postgresql+psycopg://x@127.0.0.1:9/none"})
     assert check_bot(gone) == (False, "unhealthy: database unreachable (OperationalError)")
-    assert check_worker(gone) == (False, "unhealthy: database unreachable (OperationalError)")
+    assert check_worker(gone) == (
+        False,
+        "unhealthy: database unreachable or not migrated (OperationalError)",
+    )
 
 
 def test_the_command_prints_one_line_and_exits_by_the_verdict(
