@@ -4,7 +4,9 @@
   temp directory); healthy when both marked recently and the database answers.
 - worker: healthy when a worker process of this host (its container) has a fresh heartbeat row.
   A worker beats only once warm-up (model load, compile) is done, so until then this says
-  "starting": compose's start_period and Kubernetes' startupProbe give warm-up its time.
+  "starting": compose's start_period and Kubernetes' startupProbe give warm-up its time. A
+  pool child that replaces one killed at its hard time limit warms up again: once the
+  container has been ready, that counts as healthy (for up to 30 minutes), not as dead.
 Each answers with one line and exit status 0 (healthy) or 1.
 """
 
@@ -26,6 +28,7 @@ from storage.settings import Settings
 
 BOT_LOOPS = ("delivery", "maintenance")
 LOOP_STALE_S = 120.0  # a loop pass every 0.5-5 s; a minute of silence means it is stuck
+REWARM_LIMIT_S = 1800.0  # a re-warm longer than the first warm-up is allowed is stuck
 
 
 def alive_dir() -> Path:
@@ -40,6 +43,29 @@ def mark_alive(loop: str) -> None:
         (folder / loop).touch()
     except OSError:  # a read-only temp dir must not stop delivery; the check will say so
         pass
+
+
+def clear_alive(name: str) -> None:
+    (alive_dir() / name).unlink(missing_ok=True)
+
+
+def rewarming() -> float | None:
+    """Seconds a pool child of this container has been warming up, when the container's
+    workers were ready before (a child replaced after its hard time limit warms up again):
+    that is a worker at work, not a dead one. None otherwise."""
+    folder = alive_dir()
+    if not (folder / "worker").exists():
+        return None  # never ready yet: the first warm-up is "starting"
+    for marker in folder.glob("warming-*"):
+        pid = int(marker.name.removeprefix("warming-") or 0)
+        try:
+            os.kill(pid, 0)
+            age = time.time() - marker.stat().st_mtime
+        except (OSError, ValueError):
+            continue  # its process is gone
+        if age < REWARM_LIMIT_S:
+            return age
+    return None
 
 
 def check_bot(settings: Settings) -> tuple[bool, str]:
@@ -73,9 +99,11 @@ def check_worker(settings: Settings, host: str | None = None) -> tuple[bool, str
             engine.dispose()
     except Exception as exc:
         return False, f"unhealthy: database unreachable or not migrated ({type(exc).__name__})"
-    if last is None:
+    age = None if last is None else utcnow() - _aware(last)
+    if (age is None or age > fresh) and (warming := rewarming()) is not None:
+        return True, f"healthy: a replaced pool child is warming up ({warming:.0f} s)"
+    if age is None:
         return False, "starting: no heartbeat from this host yet (loading or compiling models)"
-    age = utcnow() - _aware(last)
     if age > fresh:
         return False, f"unhealthy: last heartbeat {age.total_seconds():.0f} s ago"
     return True, f"healthy: heartbeat {age.total_seconds():.0f} s ago"

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from storage import metrics
 from storage.db import make_engine, transaction
+from storage.health import clear_alive, mark_alive
 from storage.images import ImageStore
 from storage.jobs import beat, forget_worker
 from storage.metrics_endpoint import forget_dead_processes, process_stopping
@@ -132,13 +133,17 @@ def start_heartbeat(ctx: WorkerContext, stop: threading.Event | None = None) -> 
     stopped = stop or threading.Event()
 
     def loop() -> None:
+        mark_alive(f"warming-{ctx.pid}")  # `stylebot health worker`: a child re-warming
         try:
             ctx.warm_up()
         except Exception:  # jobs will load the model lazily; say why warm-up did not
             log.exception("warmup_failed worker=%s", ctx.worker_id)
+        finally:
+            clear_alive(f"warming-{ctx.pid}")
         while not stopped.is_set():
             try:
                 ctx.heartbeat()
+                mark_alive("worker")  # this container's workers have been ready
             except Exception as exc:  # the database may blip; the next beat will tell
                 log.warning("heartbeat_failed error=%s", type(exc).__name__)
             stopped.wait(ctx.settings.worker_heartbeat_s)

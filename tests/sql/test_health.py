@@ -80,3 +80,23 @@ def test_the_command_prints_one_line_and_exits_by_the_verdict(
         beat(s, f"{socket.gethostname()}:1", utcnow())
     proc = subprocess.run([*run, "worker"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("healthy")
+
+
+def test_a_pool_child_warming_up_again_is_not_a_dead_worker(
+    runtime: Runtime, settings: Settings, tmp_path: Path
+) -> None:
+    """A child killed at its hard time limit is replaced; the new one loads (and compiles) its
+    models again before it beats. Once the container was ready, that is healthy for a while."""
+    mark_alive(f"warming-{os.getpid()}")  # this process plays the re-warming child
+    ok, line = check_worker(settings)
+    assert (ok, line.split(":")[0]) == (False, "starting")  # never ready: the first warm-up
+    mark_alive("worker")  # the container's workers had been beating
+    ok, line = check_worker(settings)
+    assert ok and line.startswith("healthy: a replaced pool child is warming up")
+    marker = tmp_path / "alive" / "stylebot-alive" / f"warming-{os.getpid()}"
+    old = time.time() - 3600
+    os.utime(marker, (old, old))  # warming an hour: stuck
+    assert check_worker(settings)[0] is False
+    marker.rename(marker.with_name("warming-999999999"))  # its process is gone
+    os.utime(marker.with_name("warming-999999999"))
+    assert check_worker(settings)[0] is False
