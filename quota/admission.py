@@ -86,7 +86,9 @@ def assess(
     load = current_load(session, now, settings, ahead_of=sort_key(tier, now))
     key = fair_sort_key(session, tier, now, load, tiers or tiers_from_settings(settings))
     ahead = load.ahead_of(key)
-    wait = load.wait_for(jobs_ahead(session, key) if ahead is None else ahead)
+    wait = load.wait_from_cold(
+        jobs_ahead(session, key) if ahead is None else ahead, settings.cold_start_s
+    )
     if wait is None:
         return Verdict(False, "no_workers", load=load)
     if wait > tier.max_wait_s:

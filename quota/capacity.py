@@ -47,6 +47,14 @@ class Load:
         # Running jobs are on average half done; then the request's own service time.
         return (ahead + 0.5 * self.running) / self.images_per_s + self.seconds_per_image
 
+    def wait_from_cold(self, ahead: int, cold_start_s: float | None) -> float | None:
+        """wait_for, or where no worker is live but one starts on demand (an autoscaler that
+        scales to zero, STYLEBOT_COLD_START_S): the start, then one worker's pace."""
+        wait = self.wait_for(ahead)
+        if wait is not None or cold_start_s is None:
+            return wait
+        return cold_start_s + (ahead + 0.5 * self.running + 1) * self.seconds_per_image
+
 
 def live_workers(session: Session, now: datetime, heartbeat_s: float) -> int:
     fresh = now - timedelta(seconds=3 * heartbeat_s)

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     gpu_claim_dir: str = ""
     gpus: str = ""  # the indices to claim from ("0,1,2,3"); empty: what nvidia-smi lists
     gpu_claim_wait_s: float = Field(default=60.0, ge=0)  # wait this long for a GPU to free up
+    # Workers scale from zero on demand (KEDA's scale-to-zero): with none live, queue requests
+    # anyway and tell people this start time plus the queue. Unset: refuse as "no workers".
+    cold_start_s: float | None = Field(default=None, gt=0)
     max_batch: int = Field(default=8, ge=1, le=64)  # jobs of one style and size per call
     batch_wait_ms: int = Field(default=50, ge=0, le=5000)  # how long to gather a batch
     sleep_backend_ms: int = Field(default=200, ge=0)  # the fixed-duration fake backend
@@ -114,24 +117,18 @@ class Settings(BaseSettings):
             return tuple(value)
         return value
 
-    @field_validator("discord_guild_id", mode="before")
+    # An empty value (`STYLEBOT_X=` in .env, compose passing an unset variable) means unset:
+    # commands synced globally, no status page, no metrics, the bundled styles, no cold start.
+    @field_validator(
+        "discord_guild_id",
+        "status_port",
+        "metrics_port",
+        "styles_file",
+        "cold_start_s",
+        mode="before",
+    )
     @classmethod
-    def _empty_means_global(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("status_port", mode="before")
-    @classmethod
-    def _empty_means_no_page(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("metrics_port", mode="before")
-    @classmethod
-    def _empty_means_no_metrics(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("styles_file", mode="before")
-    @classmethod
-    def _empty_means_bundled(cls, value: object) -> object:
+    def _empty_means_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("timezone")

@@ -77,7 +77,8 @@ def read_status(rt: Runtime) -> StatusFigures:
 
 def _wait(s: Session, rt: Runtime, tier: Tier, now: datetime, load: Load) -> float | None:
     """The wait admission would estimate for this tier's request arriving now."""
-    return load.wait_for(jobs_ahead(s, fair_sort_key(s, tier, now, load, rt.tiers)))
+    ahead = jobs_ahead(s, fair_sort_key(s, tier, now, load, rt.tiers))
+    return load.wait_from_cold(ahead, rt.settings.cold_start_s)
 
 
 def done_since(s: Session, since: datetime) -> int:

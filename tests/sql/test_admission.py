@@ -91,6 +91,27 @@ def test_no_live_worker_means_an_honest_refusal(runtime: Runtime, core: Core, ph
     assert reply is not None and "No image makers are online" in reply.text and not reply.job_id
 
 
+def test_workers_that_start_on_demand_get_the_request_queued_with_the_cold_start_in_its_wait(
+    runtime: Runtime, core: Core, clock: Clock, tmp_path: Path
+) -> None:
+    """Scale to zero (STYLEBOT_COLD_START_S): no worker is live, yet the request is queued, so
+    the autoscaler that counts queued jobs starts one; the wait told includes the start."""
+    with transaction(runtime.engine) as s:
+        s.execute(delete(WorkerBeat))
+    runtime.settings = runtime.settings.model_copy(update={"cold_start_s": 240.0})
+    runtime.tiers["free"] = replace(runtime.tiers["free"], max_wait_s=245)
+    first, second = photos(tmp_path, 2)
+    queued = ConsoleChat(core, "console:cold1").handle_line(f"/ghibli {first}")
+    assert queued is not None and queued.job_id
+    with transaction(runtime.engine) as s:
+        assert s.get(Job, queued.job_id).status == "queued"  # type: ignore[union-attr]
+    assert "4 minutes" in queued.text  # 240 s to start + 3 s for the image: 243 s
+    # The next one would wait 240 + 2 x 3 s = 246 s > 245 s: busy, told when, charged nothing.
+    busy = ConsoleChat(core, "console:cold2").handle_line(f"/ghibli {second}")
+    assert busy is not None and not busy.job_id and "try again in about" in busy.text
+    assert core.allowance("console:cold2").used == 0
+
+
 def test_paid_tiers_go_first_but_an_old_free_job_is_not_passed(
     runtime: Runtime, core: Core, clock: Clock, tmp_path: Path
 ) -> None:

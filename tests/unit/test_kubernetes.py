@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from storage.models import Job, JobStatus, Rejection
+from storage.models import Job, JobStatus
 from storage.settings import Settings
 from tasks.app import check_visibility_timeout
 
@@ -536,19 +536,20 @@ def test_one_worker_stays_warm_by_default() -> None:
     assert one(render(BASE), "ScaledObject", "stylebot-worker")["spec"]["minReplicaCount"] == 1
 
 
-def test_scale_to_zero_wakes_on_refusals() -> None:
-    spec = one(render(SCALE_TO_ZERO), "ScaledObject", "stylebot-worker")["spec"]
+def test_scale_to_zero_queues_requests_so_the_queue_wakes_a_worker() -> None:
+    docs = render(SCALE_TO_ZERO)
+    spec = one(docs, "ScaledObject", "stylebot-worker")["spec"]
     assert spec["minReplicaCount"] == 0
-    # With no live worker admission refuses instead of queuing, so the jobs table stays empty:
-    # the refusals it records must wake a worker, or it never wakes.
-    wake = [t for t in spec["triggers"] if "no_workers" in t["metadata"]["query"]]
-    assert len(wake) == 1
-    query = " ".join(wake[0]["metadata"]["query"].split())
-    assert f"FROM {Rejection.__tablename__} WHERE reason = 'no_workers'" in query
-    assert re.search(r"created_at > now\(\) - interval '\d+ minutes'", query)
-    admission = (ROOT / "quota" / "admission.py").read_text(encoding="utf-8")
-    assert 'Verdict(False, "no_workers"' in admission
-    assert float(wake[0]["metadata"]["activationTargetQueryValue"]) == 0
+    # With no live worker admission would refuse, the jobs table would stay empty and the
+    # queue-depth trigger would never fire: the cold start setting makes admission queue.
+    config = next(
+        d for d in docs if d["kind"] == "ConfigMap" and "stylebot-config" in d["metadata"]["name"]
+    )
+    cold = float(config["data"]["STYLEBOT_COLD_START_S"])
+    assert cold >= 60
+    assert Settings(_env_file=None, cold_start_s=cold).cold_start_s == cold  # type: ignore[call-arg]
+    (trigger,) = spec["triggers"]
+    assert float(trigger["metadata"].get("activationTargetQueryValue", 0)) == 0  # one job wakes
 
 
 # --- the README's recipe for an operator's overlay -------------------------------------------
