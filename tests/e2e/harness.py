@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import signal
 import struct
 import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -114,6 +117,39 @@ class Stack:
 
     def used(self, user_id: str) -> int:
         return used_by(self.runtime, user_id)
+
+
+@contextmanager
+def telegram_process(
+    tmp_path: Path, emu: Emulator, *args: str, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`stylebot telegram [args]` as a real process on the emulator (STYLEBOT_* from `env`
+    only, data under tmp_path, its output in tmp_path/bot.log), once it polls for updates;
+    stopped with SIGTERM afterwards (its exit code is then the Popen's returncode)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STYLEBOT_")}
+    clean.update(
+        STYLEBOT_DATA_DIR=str(tmp_path / "data"),
+        STYLEBOT_TELEGRAM_TOKEN=TOKEN,
+        STYLEBOT_TELEGRAM_API_URL=emu.url,
+        PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+        **env,
+    )
+    log = tmp_path / "bot.log"
+    with log.open("wb") as out:
+        bot = subprocess.Popen(
+            [sys.executable, "-m", "bots.cli", "telegram", *args],
+            cwd=tmp_path,  # no .env here
+            env=clean,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            emu.wait_for(lambda: emu.calls_of("getUpdates") or bot.poll() is not None, 120)
+            assert bot.poll() is None, log.read_text()
+            yield bot
+        finally:
+            bot.send_signal(signal.SIGTERM)
+            bot.wait(30)
 
 
 def start_classic_worker(runtime: Runtime, log: Path) -> subprocess.Popen[bytes]:

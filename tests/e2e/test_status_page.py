@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import html
 import os
-import signal
 import socket
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +16,7 @@ import pytest
 
 from bots.core import Admin, AdminRequest, Core, Runtime, parse_command
 from bots.core.messages import duration, format_value, t
-from tests.e2e.emulator import TOKEN
-from tests.e2e.harness import running_emulator
+from tests.e2e.harness import running_emulator, telegram_process
 from tests.statusutil import finish_queued, seed, serving, truth
 
 pytestmark = pytest.mark.e2e
@@ -162,34 +158,16 @@ def test_the_live_refresh_shows_jobs_finishing(page: Page, url: str, runtime: Ru
 def test_stylebot_telegram_serves_the_status_page_while_it_runs(tmp_path: Path) -> None:
     """The page lives and dies with the bot process (`stylebot telegram`, SIGTERM)."""
     port = free_port()
+    with (
+        running_emulator() as emu,
+        telegram_process(tmp_path, emu, STYLEBOT_STATUS_PORT=str(port)) as bot,
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/ar", timeout=10) as r,
+    ):
+        page = r.read().decode()
+        assert '<html lang="ar" dir="rtl"' in page
+        assert html.escape(t("status_wait_no_workers", "ar")) in page  # no worker runs
     log = tmp_path / "bot.log"
-    with running_emulator() as emu, log.open("wb") as out:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STYLEBOT_")}
-        env.update(
-            STYLEBOT_DATA_DIR=str(tmp_path / "data"),
-            STYLEBOT_TELEGRAM_TOKEN=TOKEN,
-            STYLEBOT_TELEGRAM_API_URL=emu.url,
-            STYLEBOT_STATUS_PORT=str(port),
-            PYTHONPATH=str(ROOT),
-        )
-        bot = subprocess.Popen(
-            [sys.executable, "-m", "bots.cli", "telegram"],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            emu.wait_for(lambda: emu.calls_of("getUpdates") or bot.poll() is not None, 120)
-            assert bot.poll() is None, log.read_text()
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ar", timeout=10) as r:
-                page = r.read().decode()
-            assert '<html lang="ar" dir="rtl"' in page
-            assert html.escape(t("status_wait_no_workers", "ar")) in page  # no worker runs
-        finally:
-            bot.send_signal(signal.SIGTERM)
-            code = bot.wait(30)
-    assert code == 0, log.read_text()
+    assert bot.returncode == 0, log.read_text()
     assert f"status_page_listening host=0.0.0.0 port={port}" in log.read_text()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)

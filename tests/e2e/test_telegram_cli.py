@@ -4,7 +4,6 @@ filesystem broker, a worker child), the Bot API emulator as Telegram; stopped wi
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from bots.core.messages import t
 from tests.e2e.emulator import TOKEN
-from tests.e2e.harness import photo_bytes, running_emulator
+from tests.e2e.harness import photo_bytes, running_emulator, telegram_process
 from tests.e2e.methods import user
 
 pytestmark = pytest.mark.e2e
@@ -22,34 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_stylebot_telegram_runs_a_local_try_and_stops_gracefully(tmp_path: Path) -> None:
-    log = tmp_path / "bot.log"
-    with running_emulator() as emu, log.open("wb") as out:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STYLEBOT_")}
-        env.update(
-            STYLEBOT_DATA_DIR=str(tmp_path / "data"),
-            STYLEBOT_TELEGRAM_TOKEN=TOKEN,
-            STYLEBOT_TELEGRAM_API_URL=emu.url,
-            PYTHONPATH=str(ROOT),
-        )
-        bot = subprocess.Popen(
-            [sys.executable, "-m", "bots.cli", "telegram", "--with-worker"],
-            cwd=tmp_path,  # no .env here
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            emu.wait_for(lambda: emu.calls_of("getUpdates") or bot.poll() is not None, 120)
-            assert bot.poll() is None, log.read_text()
-            sent = emu.send_photo(77, user(77), photo_bytes(77), caption="ghibli")
-            result = emu.wait_for(lambda: emu.calls_of("sendPhoto", chat_id=77), 90)[0]
-            assert result.params["reply_parameters"]["message_id"] == sent["message_id"]
-            assert result.params["caption"] == t("result", "en", style="Ghibli", left=2)
-        finally:
-            bot.send_signal(signal.SIGTERM)
-            code = bot.wait(30)
-    text = log.read_text()
-    assert code == 0, text
+    with running_emulator() as emu, telegram_process(tmp_path, emu, "--with-worker") as bot:
+        sent = emu.send_photo(77, user(77), photo_bytes(77), caption="ghibli")
+        result = emu.wait_for(lambda: emu.calls_of("sendPhoto", chat_id=77), 90)[0]
+        assert result.params["reply_parameters"]["message_id"] == sent["message_id"]
+        assert result.params["caption"] == t("result", "en", style="Ghibli", left=2)
+    text = (tmp_path / "bot.log").read_text()
+    assert bot.returncode == 0, text
     assert "telegram_started" in text
     assert TOKEN not in text and TOKEN.split(":")[1] not in text
 
