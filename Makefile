@@ -44,8 +44,10 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The profiles in .env's COMPOSE_PROFILES (gpu, or cpu; bots, monitoring); `make up WORKERS=4`
+# puts a GPU worker on each of 4 GPUs.
 up:
-	docker compose up -d --scale worker=$(WORKERS)
+	docker compose up -d $(if $(filter-out 1,$(WORKERS)),--scale worker=$(WORKERS))
 
 down:
 	docker compose down
