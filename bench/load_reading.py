@@ -68,7 +68,8 @@ def _limits(r: LoadReport) -> str:
     if rates.chats_close:
         closest = 1000 * (rates.closest_s or 0)
         texts.append(
-            f"{rates.chats_close} private chats got two messages under {1000 * CLOSE_S:.0f} ms"
+            f"{rates.chats_close} private chat{'s' if rates.chats_close != 1 else ''} got two"
+            f" messages under {1000 * CLOSE_S:.0f} ms"
             f" apart (closest {closest:.0f} ms), against a pace of one a second per chat:"
             " ChatRateLimiter (bots/telegram/limiter.py) spaces a chat's messages as they enter"
             " it, before they wait for the bot-wide limit, so two that queue a second apart can"
@@ -76,7 +77,8 @@ def _limits(r: LoadReport) -> str:
         )
     elif rates.chats_over:
         texts.append(
-            f"{rates.chats_over} chats got two messages within a second, none closer than"
+            f"{rates.chats_over} chat{'s' if rates.chats_over != 1 else ''} got two messages"
+            " within a second, none closer than"
             f" {1000 * CLOSE_S:.0f} ms: paced at one a second, one of the two took longer on"
             " the way to the emulator."
         )

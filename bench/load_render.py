@@ -61,7 +61,7 @@ def figures_table(r: LoadReport) -> list[str]:
          f"{rates.peak_overall} ({rates.sent} in all)", f"≤ {PER_BOT_LIMIT}",
          _verdict(rates.peak_overall <= PER_BOT_LIMIT, "within", "OVER")],
         ["messages into one chat: most in any 1 s",
-         f"{rates.peak_chat} ({rates.chats_over} chats got 2 within 1 s, {rates.chats_close} of"
+         f"{rates.peak_chat} ({_chats(rates.chats_over)} got 2 within 1 s, {rates.chats_close} of"
          f" them under {1000 * CLOSE_S:.0f} ms apart{closest})", f"≤ {PER_CHAT_LIMIT}",
          _per_chat_verdict(r)],
         ["jobs done / failed; results sent (earlier results included); images charged",
@@ -135,3 +135,7 @@ def render(r: LoadReport, reading: Sequence[str] = ()) -> str:
         *reading,
     ]
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _chats(n: int) -> str:
+    return f"{n} chat" if n == 1 else f"{n} chats"
