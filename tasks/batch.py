@@ -125,22 +125,30 @@ def style_alone(ctx: WorkerContext, loaded: list[tuple[Job, Image.Image]]) -> No
     start = time.perf_counter()
     try:
         outputs = ctx.on_gpu(ctx.backend.stylize, images, ctx.styles[jobs[0].style])
-    except SoftTimeLimitExceeded:
-        for job in jobs:
-            fail(ctx, job, "timeout")
-        return
-    except Exception as exc:
-        if len(loaded) > 1:  # find the one that breaks the batch: retry each on its own
-            log.warning("batch_failed size=%d error=%s", len(loaded), type(exc).__name__)
-            for pair in loaded:
-                style_alone(ctx, [pair])
-            return
-        log.warning("job_failed job=%s error=%s", jobs[0].id, type(exc).__name__)
-        fail(ctx, jobs[0], type(exc).__name__)
+    except Exception as exc:  # SoftTimeLimitExceeded is one too
+        call_failed(ctx, loaded, exc)
         return
     log_batch(ctx, jobs, time.perf_counter() - start)
     for job, styled in zip(jobs, outputs, strict=True):
         finish_job(ctx, job, styled)
+
+
+def call_failed(
+    ctx: WorkerContext, loaded: list[tuple[Job, Image.Image]], exc: BaseException
+) -> None:
+    """A pipeline call raised: out of time fails its jobs; otherwise a batch is retried one job
+    at a time to find the one that breaks it, and a single job fails with the error's name."""
+    jobs = [job for job, _ in loaded]
+    if isinstance(exc, SoftTimeLimitExceeded):
+        for job in jobs:
+            fail(ctx, job, "timeout")
+    elif len(loaded) > 1:
+        log.warning("batch_failed size=%d error=%s", len(loaded), type(exc).__name__)
+        for pair in loaded:
+            style_alone(ctx, [pair])
+    else:
+        log.warning("job_failed job=%s error=%s", jobs[0].id, type(exc).__name__)
+        fail(ctx, jobs[0], type(exc).__name__)
 
 
 def log_batch(ctx: WorkerContext, jobs: list[Job], seconds: float) -> None:

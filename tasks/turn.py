@@ -26,6 +26,7 @@ from storage.db import transaction
 from storage.jobs import claim_batch, requeue, set_batch_size
 from storage.models import Job, utcnow
 from tasks.batch import (
+    call_failed,
     fail,
     finish_job,
     gather,
@@ -167,19 +168,9 @@ class Turn:
         began, start = utcnow(), time.perf_counter()
         try:
             raw = ctx.on_gpu(ctx.stages.run, batch.prepared)
-        except SoftTimeLimitExceeded:
-            self.stop = True
-            for job in jobs:
-                fail(ctx, job, "timeout")
-            return
-        except Exception as exc:
-            if len(jobs) > 1:
-                log.warning("batch_failed size=%d error=%s", len(jobs), type(exc).__name__)
-                for pair in batch.loaded:
-                    style_alone(ctx, [pair])
-                return
-            log.warning("job_failed job=%s error=%s", jobs[0].id, type(exc).__name__)
-            fail(ctx, jobs[0], type(exc).__name__)
+        except Exception as exc:  # SoftTimeLimitExceeded is one too
+            self.stop = isinstance(exc, SoftTimeLimitExceeded)  # out of time: claim no more
+            call_failed(ctx, batch.loaded, exc)
             return
         log_batch(ctx, jobs, time.perf_counter() - start)
         self.finishing.append(ctx.thread("finish").submit(_complete, ctx, batch, raw, began))
