@@ -27,6 +27,11 @@ class JobStatus(StrEnum):
 FINISHED = (JobStatus.DONE, JobStatus.FAILED)
 
 
+class Lane(StrEnum):
+    NORMAL = "normal"  # admitted against the tier's wait promise
+    RELAX = "relax"  # "do it when there's room": runs only when no normal job waits
+
+
 class LedgerKind(StrEnum):
     RESERVE = "reserve"
     COMMIT = "commit"
@@ -45,6 +50,9 @@ class User(SQLModel, table=True):
     in_flight: int = 0  # jobs queued or running; bounded by the tier's in-flight cap
     extra_credits: int = 0  # granted by an admin; used once the daily allowance is spent
     daily_limit: int | None = None  # a custom limit set by an admin, instead of the tier's
+    # A bought tier pass: the tier lasts until tier_until, then the person returns to base_tier.
+    tier_until: datetime | None = None
+    base_tier: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -52,7 +60,11 @@ class Job(SQLModel, table=True):
     __tablename__ = "jobs"
     # Admission's measured speed reads the latest done jobs on every request: without this
     # index it scans every done job the table keeps.
-    __table_args__ = (Index("ix_jobs_status_finished_at", "status", "finished_at"),)
+    __table_args__ = (
+        Index("ix_jobs_status_finished_at", "status", "finished_at"),
+        # The worker's pick: queued jobs, normal lane first, then queue order.
+        Index("ix_jobs_status_lane_sort_key", "status", "lane", "sort_key"),
+    )
 
     id: str = Field(primary_key=True, max_length=32)
     idempotency_key: str = Field(unique=True, max_length=200)
@@ -61,6 +73,7 @@ class Job(SQLModel, table=True):
     style: str = Field(max_length=40)
     tier: str = Field(default="free", max_length=16)
     status: str = Field(default=JobStatus.QUEUED, index=True, max_length=16)
+    lane: str = Field(default=Lane.NORMAL, max_length=8)
     # Queue order: created_at minus the tier's head start. Paid tiers go first, yet a request
     # is only ever passed by requests that arrived less than a head start after it.
     sort_key: datetime = Field(default_factory=utcnow, index=True)
@@ -161,3 +174,42 @@ class WorkerBeat(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=120)  # hostname:pid
     started_at: datetime = Field(default_factory=utcnow)
     last_seen: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Offer(SQLModel, table=True):
+    """A refused request offered a place in the relax lane: what accepting it needs, in SQL, so
+    any bot process (a restarted one too) can take the person's "yes"."""
+
+    __tablename__ = "offers"
+
+    id: str = Field(primary_key=True, max_length=32)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=80)
+    style: str = Field(max_length=40)
+    locale: str = Field(default="en", max_length=8)
+    reply_target: str  # ReplyTarget as JSON
+    source_ref: str = Field(max_length=2000)  # where the platform keeps the photo
+    idempotency_key: str = Field(max_length=200)  # the refused request's; the relax job's key
+    reason: str = Field(max_length=20)  # busy | paused
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    job_id: str | None = Field(default=None, max_length=32)  # set once accepted
+
+
+class Payment(SQLModel, table=True):
+    """Every purchase, refund, grant end and expiry, with the platform's charge or entitlement
+    id; (platform, charge_id, event) is unique, so the same update twice is one credit."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("platform", "charge_id", "event", name="uq_payments_charge_event"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    charge_id: str = Field(max_length=200)
+    event: str = Field(max_length=16)  # purchase | refund | revoke | expiry
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=80)
+    product: str = Field(max_length=40)
+    amount: int = 0  # in the currency's smallest unit (Telegram Stars: whole stars)
+    currency: str = Field(default="XTR", max_length=8)
+    detail: str | None = Field(default=None, max_length=200)  # what was granted or taken back
+    created_at: datetime = Field(default_factory=utcnow, index=True)

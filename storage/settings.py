@@ -59,6 +59,16 @@ class Settings(BaseSettings):
     free_in_flight: int = Field(default=1, ge=1, le=100)
     plus_in_flight: int = Field(default=2, ge=1, le=100)
     pro_in_flight: int = Field(default=4, ge=1, le=100)
+    # Relax-lane jobs ("do it when there's room") one person may hold at once, by tier.
+    free_relax_cap: int = Field(default=1, ge=0, le=100)
+    plus_relax_cap: int = Field(default=3, ge=0, le=100)
+    pro_relax_cap: int = Field(default=5, ge=0, le=100)
+    relax_ttl_hours: float = Field(default=24.0, gt=0)  # a relax job not done by then: refunded
+    offer_ttl_minutes: float = Field(default=60.0, gt=0)  # how long "do it later" can be taken
+    # Image packs and tier passes for sale (TOML; quota/products.example.toml). None: no shop.
+    products_file: Path | None = None
+    # Where people reach a person about a payment (/paysupport): an @username, a URL, an email.
+    support_contact: str = Field(default="", max_length=200)
     plus_head_start_s: int = Field(default=120, ge=0)  # queued as if it came this much earlier
     pro_head_start_s: int = Field(default=300, ge=0)
     surge_high_wait_s: int = Field(default=300, gt=0)  # auto mode: free wait above this ...
