@@ -80,3 +80,6 @@ class Reply:
     images: tuple[Path, ...] = ()  # several stored results (/results)
     style: str | None = None  # the style of the job it answers, for buttons under a result
     locale: str = "en"
+    # A refusal that offers the relax lane: the adapter shows a "Do it when there's room" button
+    # (catalog key later_button) whose press calls Core.accept_later with this offer id.
+    offer_id: str | None = None
