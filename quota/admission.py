@@ -12,7 +12,7 @@ from quota.capacity import Load, jobs_ahead, measure
 from quota.controls import capacity_mode
 from quota.tiers import Tier, tiers_from_settings
 from storage import metrics
-from storage.models import Job, JobStatus, Rejection
+from storage.models import Job, JobStatus, Lane, Rejection
 from storage.settings import Settings
 
 
@@ -45,7 +45,7 @@ def fair_sort_key(
         return key  # passes nobody
     passed = session.exec(
         select(Job.sort_key, Job.created_at, Job.tier)
-        .where(Job.status == JobStatus.QUEUED, col(Job.sort_key) > key)
+        .where(Job.status == JobStatus.QUEUED, Job.lane == Lane.NORMAL, col(Job.sort_key) > key)
         .order_by(col(Job.sort_key), col(Job.created_at), col(Job.id))
     ).all()
     start = jobs_ahead(session, key)

@@ -1,5 +1,9 @@
 """How busy the GPUs are, measured from SQL: live workers, seconds per image, waits ahead.
 
+Relax-lane jobs ("do it when there's room") run only when no normal job waits, so queued ones
+are never ahead of a normal request: the queue figures count the normal lane only. Running
+ones, of either lane, occupy workers and count.
+
 Throughput is measured, not configured: seconds per image is the mean of recent jobs' service
 times, and workers are those whose heartbeat is fresh. Until a worker has finished anything,
 `assumed_seconds_per_image` stands in.
@@ -15,7 +19,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, func, or_
 from sqlmodel import Session, col, select
 
-from storage.models import Job, JobStatus, WorkerBeat
+from storage.models import Job, JobStatus, Lane, WorkerBeat
 
 SERVICE_WINDOW = timedelta(minutes=15)
 SERVICE_SAMPLE = 100
@@ -93,7 +97,10 @@ def count_status(session: Session, status: str) -> int:
 
 
 def _count_sq(status: str) -> Any:
-    return select(func.count()).select_from(Job).where(Job.status == status).scalar_subquery()
+    where = [Job.status == status]
+    if status == JobStatus.QUEUED:
+        where.append(Job.lane == Lane.NORMAL)  # queued relax jobs are behind every request
+    return select(func.count()).select_from(Job).where(*where).scalar_subquery()
 
 
 @cache
@@ -138,7 +145,9 @@ def _ahead_statement(sort_key: Any) -> Any:
     return (
         select(func.count())
         .select_from(Job)
-        .where(Job.status == JobStatus.QUEUED, col(Job.sort_key) <= sort_key)
+        .where(
+            Job.status == JobStatus.QUEUED, Job.lane == Lane.NORMAL, col(Job.sort_key) <= sort_key
+        )
     )
 
 
@@ -148,7 +157,7 @@ def jobs_ahead(session: Session, sort_key: datetime) -> int:
 
 
 def jobs_before(session: Session, job: Job) -> int:
-    """Queued jobs the queue order (sort_key, created_at, id) serves before this one."""
+    """Queued jobs the queue order (lane, sort_key, created_at, id) serves before this one."""
     earlier = or_(
         col(Job.sort_key) < job.sort_key,
         and_(col(Job.sort_key) == job.sort_key, col(Job.created_at) < job.created_at),
@@ -158,6 +167,10 @@ def jobs_before(session: Session, job: Job) -> int:
             col(Job.id) < job.id,
         ),
     )
+    if job.lane == Lane.RELAX:  # every queued normal job, then the relax jobs before it
+        earlier = or_(col(Job.lane) == Lane.NORMAL, and_(col(Job.lane) == Lane.RELAX, earlier))
+    else:
+        earlier = and_(col(Job.lane) == Lane.NORMAL, earlier)
     n = session.exec(
         select(func.count()).select_from(Job).where(Job.status == JobStatus.QUEUED, earlier)
     ).one()

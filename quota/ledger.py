@@ -47,15 +47,31 @@ def _take_credit(session: Session, user_id: str) -> bool:
 
 
 def reserve(
-    session: Session, *, user_id: str, job_id: str, day: date, daily_limit: int, in_flight_cap: int
+    session: Session,
+    *,
+    user_id: str,
+    job_id: str,
+    day: date,
+    daily_limit: int,
+    in_flight_cap: int | None,
 ) -> str:
-    """Take one image: from today's allowance, else an extra credit. Returns the source used."""
+    """Take one image: from today's allowance, else an extra credit. Returns the source used.
+
+    `in_flight_cap` None: a relax-lane job, which does not count as in flight (it may wait for
+    hours; the tier's relax cap bounds it instead), so commit and refund get in_flight=False."""
     if _take_daily(session, user_id, day, daily_limit):
         source = "daily"
     elif _take_credit(session, user_id):
         source = "credit"
     else:
         raise QuotaDenied("daily")
+    if in_flight_cap is None:
+        session.add(
+            LedgerEntry(
+                job_id=job_id, user_id=user_id, day=day, kind=LedgerKind.RESERVE, source=source
+            )
+        )
+        return source
     bumped = session.execute(
         update(User)
         .where(col(User.id) == user_id, col(User.in_flight) < in_flight_cap)
@@ -85,15 +101,20 @@ def _release_in_flight(session: Session, user_id: str) -> None:
     )
 
 
-def commit(session: Session, *, job_id: str, user_id: str, day: date) -> bool:
+def commit(
+    session: Session, *, job_id: str, user_id: str, day: date, in_flight: bool = True
+) -> bool:
     """The image was made: the reservation stands. False if already settled."""
     if not _record_once(session, job_id, user_id, day, LedgerKind.COMMIT):
         return False
-    _release_in_flight(session, user_id)
+    if in_flight:
+        _release_in_flight(session, user_id)
     return True
 
 
-def refund(session: Session, *, job_id: str, user_id: str, day: date) -> bool:
+def refund(
+    session: Session, *, job_id: str, user_id: str, day: date, in_flight: bool = True
+) -> bool:
     """Give the reserved image back to where it came from. False if already refunded."""
     if not _record_once(session, job_id, user_id, day, LedgerKind.REFUND):
         return False
@@ -112,7 +133,8 @@ def refund(session: Session, *, job_id: str, user_id: str, day: date) -> bool:
             .where(col(Usage.user_id) == user_id, col(Usage.day) == day, col(Usage.used) > 0)
             .values(used=Usage.used - 1)
         )
-    _release_in_flight(session, user_id)
+    if in_flight:
+        _release_in_flight(session, user_id)
     return True
 
 

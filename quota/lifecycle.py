@@ -8,7 +8,12 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 from quota.ledger import commit, refund
-from storage.models import Job, JobStatus, utcnow
+from storage.models import Job, JobStatus, Lane, utcnow
+
+
+def _lane(job: Job) -> dict[str, bool]:
+    """A relax-lane job never counted as in flight: settling it releases nothing."""
+    return {"in_flight": job.lane != Lane.RELAX}
 
 
 def _transition(session: Session, job: Job, allowed: tuple[str, ...], **values: object) -> bool:
@@ -39,7 +44,7 @@ def finish_done(
         **extra,
     ):
         return False
-    commit(session, job_id=job.id, user_id=job.user_id, day=job.quota_day)
+    commit(session, job_id=job.id, user_id=job.user_id, day=job.quota_day, **_lane(job))
     return True
 
 
@@ -54,7 +59,7 @@ def finish_failed(session: Session, job: Job, error_code: str, now: datetime | N
         finished_at=now or utcnow(),
     ):
         return False
-    refund(session, job_id=job.id, user_id=job.user_id, day=job.quota_day)
+    refund(session, job_id=job.id, user_id=job.user_id, day=job.quota_day, **_lane(job))
     return True
 
 
@@ -64,5 +69,5 @@ def cancel(session: Session, job: Job, now: datetime | None = None) -> bool:
         session, job, (JobStatus.QUEUED,), status=JobStatus.CANCELLED, finished_at=now or utcnow()
     ):
         return False
-    refund(session, job_id=job.id, user_id=job.user_id, day=job.quota_day)
+    refund(session, job_id=job.id, user_id=job.user_id, day=job.quota_day, **_lane(job))
     return True

@@ -22,15 +22,13 @@ class Tier:
 def tiers_from_settings(settings: Settings) -> dict[str, Tier]:
     s = settings
     return {
-        "free": Tier(
-            "free", s.free_daily_limit, s.free_in_flight, 0, s.free_max_wait_s, s.free_relax_cap
-        ),
-        "plus": Tier(
-            "plus", s.plus_daily_limit, s.plus_in_flight, s.plus_head_start_s, s.plus_max_wait_s,
-            s.plus_relax_cap,
-        ),  # fmt: skip
-        "pro": Tier(
-            "pro", s.pro_daily_limit, s.pro_in_flight, s.pro_head_start_s, s.pro_max_wait_s,
-            s.pro_relax_cap,
-        ),  # fmt: skip
+        name: Tier(
+            name,
+            getattr(s, f"{name}_daily_limit"),
+            getattr(s, f"{name}_in_flight"),
+            0 if name == "free" else getattr(s, f"{name}_head_start_s"),
+            getattr(s, f"{name}_max_wait_s"),
+            getattr(s, f"{name}_relax_cap"),
+        )
+        for name in TIER_NAMES
     }

@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
 from storage.db import upsert_insert
-from storage.models import FINISHED, Job, JobStatus, User, WorkerBeat, utcnow
+from storage.models import FINISHED, Job, JobStatus, Lane, User, WorkerBeat, utcnow
 
 
 def ensure_user(session: Session, user_id: str, username: str | None, locale: str) -> User:
@@ -86,19 +86,28 @@ def any_queued(session: Session) -> bool:
 def claim_more(
     session: Session, *, like: Job, task_id: str, worker_id: str, now: datetime, limit: int
 ) -> list[Job]:
-    """Queued jobs that can share `like`'s pipeline call: same style, same size bucket."""
+    """Queued jobs that can share `like`'s pipeline call: same style, same size bucket.
+
+    A normal job's batch takes normal jobs only: a relax job riding along would lengthen the
+    call that normal jobs wait behind. A relax job was picked only because no normal job
+    waited, so its batch may take both lanes (normal first)."""
     same = [Job.style == like.style, Job.bucket == like.bucket]
+    if like.lane != Lane.RELAX:
+        same.append(Job.lane == Lane.NORMAL)
     return _claim(session, same, limit, task_id=task_id, worker_id=worker_id, now=now)
 
 
 def _claim(
     session: Session, where: list[Any], limit: int, *, task_id: str, worker_id: str, now: datetime
 ) -> list[Job]:
-    """Pick and mark running in one statement: WITH picked AS (...) UPDATE ... RETURNING."""
+    """Pick and mark running in one statement: WITH picked AS (...) UPDATE ... RETURNING.
+
+    Normal jobs first ('normal' sorts before 'relax'), then queue order: a relax job is taken
+    only when no normal job waits, so relax work never makes a normal job wait longer."""
     pick = (
         select(Job.id)
         .where(Job.status == JobStatus.QUEUED, *where)
-        .order_by(col(Job.sort_key), col(Job.created_at), col(Job.id))
+        .order_by(col(Job.lane), col(Job.sort_key), col(Job.created_at), col(Job.id))
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
@@ -127,7 +136,7 @@ def _update_returning(session: Session, stmt: Any) -> list[Job]:
         stmt.returning(Job),
         execution_options={"synchronize_session": False, "populate_existing": True},
     ).all()
-    return sorted(jobs, key=lambda job: (job.sort_key, job.created_at, job.id))
+    return sorted(jobs, key=lambda job: (job.lane, job.sort_key, job.created_at, job.id))
 
 
 def set_batch_size(session: Session, job_ids: list[str]) -> None:
@@ -326,3 +335,33 @@ def take_status_ref(session: Session, job_id: str) -> tuple[str, str] | None:
         .values(status_ref=None)
     )
     return (row[0], row[1]) if won.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def relax_held(session: Session, user_id: str) -> int:
+    """This person's relax-lane jobs still queued or running (bounded by the tier's relax cap)."""
+    n = session.exec(
+        select(func.count())
+        .select_from(Job)
+        .where(
+            Job.user_id == user_id,
+            Job.lane == Lane.RELAX,
+            col(Job.status).in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+        )
+    ).one()
+    return int(n)
+
+
+def stale_relax(session: Session, cutoff: datetime, limit: int = 200) -> list[Job]:
+    """Relax-lane jobs still queued that were admitted before `cutoff` (their time is up)."""
+    return list(
+        session.exec(
+            select(Job)
+            .where(
+                Job.status == JobStatus.QUEUED,
+                Job.lane == Lane.RELAX,
+                col(Job.created_at) < cutoff,
+            )
+            .order_by(col(Job.created_at))
+            .limit(limit)
+        ).all()
+    )

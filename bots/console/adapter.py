@@ -28,6 +28,7 @@ class ConsoleChat:
         self.sender = Sender(user_id=user_id, username=user_id.partition(":")[2], locale=locale)
         self.session = uuid.uuid4().hex[:8]
         self.count = 0
+        self.offer: str | None = None  # the last "do it when there's room" offer, for /later
 
     def handle_line(self, line: str) -> Reply | None:
         command = parse_command(line)
@@ -36,13 +37,23 @@ class ConsoleChat:
         plain = answer_plain(self.core, self.sender, command)
         if plain is not None:
             return plain
+        if command.name == "later":
+            return self._later()
         if command.name in ADMIN_COMMANDS:
             return self.admin.handle(AdminRequest(self.sender.user_id, self.sender.locale, command))
         if command.name not in self.core.rt.styles:
             return unknown_command(self.sender)
         if not command.args:
             return Reply(t("need_photo", self.sender.locale))
-        return self.core.submit(self._request(command.name, Path(" ".join(command.args))))
+        reply = self.core.submit(self._request(command.name, Path(" ".join(command.args))))
+        self.offer = reply.offer_id or self.offer
+        return reply
+
+    def _later(self) -> Reply:
+        """Take the last relax-lane offer; the photo is read again from its path."""
+        if self.offer is None:
+            return Reply(t("later_gone", self.sender.locale))
+        return self.core.accept_later(self.sender, self.offer, lambda path: Path(path).read_bytes())
 
     def _request(self, style: str, photo: Path) -> ImageRequest:
         self.count += 1
@@ -55,6 +66,7 @@ class ConsoleChat:
             idempotency_key=f"console:{self.session}:{message_id}",
             fetch=photo.read_bytes,
             declared_size=photo.stat().st_size if photo.is_file() else None,
+            source=str(photo),  # the console's "platform copy": the file, read again by /later
         )
 
 

@@ -3,6 +3,7 @@
 from bots.core.admin import ADMIN_COMMANDS, Admin, AdminRequest
 from bots.core.commands import Command, answer_plain, parse_command, unknown_command
 from bots.core.delivery import Delivery, ReplySender, Undeliverable
+from bots.core.later import LATER_PREFIX
 from bots.core.maintenance import Maintenance
 from bots.core.progress import Progress, forget, progress, progress_text, progress_texts
 from bots.core.requests import ImageRequest, Reply, ReplyTarget, Sender
@@ -11,6 +12,7 @@ from bots.core.service import Core
 
 __all__ = [
     "ADMIN_COMMANDS",
+    "LATER_PREFIX",
     "Admin",
     "AdminRequest",
     "Command",

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from bots.core.allowance import allowance
 from bots.core.failures import report
-from bots.core.messages import t
+from bots.core.messages import duration, t
 from bots.core.requests import Reply, ReplyTarget
 from bots.core.runtime import Runtime
 from storage import metrics
@@ -53,7 +53,12 @@ class Delivery:
             else job.style
         )
         if job.status != JobStatus.DONE or not job.result_path:
-            return Reply(t("failed", job.locale), job_id=job.id, style=job.style, locale=job.locale)
+            if job.error_code == "expired":  # a relax-lane job that never found room
+                ttl = duration(self.rt.settings.relax_ttl_hours * 3600, job.locale)
+                text = t("failed_expired", job.locale, ttl=ttl)
+            else:
+                text = t("failed", job.locale)
+            return Reply(text, job_id=job.id, style=job.style, locale=job.locale)
         return Reply(
             t("result", job.locale, style=style, left=self._left_today(job)),
             image=Path(job.result_path),

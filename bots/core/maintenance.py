@@ -6,6 +6,8 @@
   cap, refunded);
 - lost tokens: a queued job whose Celery token is long overdue gets another (the broker lost
   it); SQL marks it first, so one bot process sends it, and a spare one is harmless;
+- relax expiry: a relax-lane job still queued STYLEBOT_RELAX_TTL_HOURS after it was admitted
+  fails as "expired" (refunded; the delivery loop tells the person);
 - retention: results older than STYLEBOT_RESULT_TTL_HOURS are deleted.
 """
 
@@ -25,7 +27,14 @@ from quota.lifecycle import finish_failed
 from storage import metrics
 from storage.db import transaction
 from storage.health import mark_alive
-from storage.jobs import expired_running, orphaned_running, overdue_tokens, requeue, untoken
+from storage.jobs import (
+    expired_running,
+    orphaned_running,
+    overdue_tokens,
+    requeue,
+    stale_relax,
+    untoken,
+)
 
 log = logging.getLogger("stylebot.maintenance")
 
@@ -47,6 +56,7 @@ class Maintenance:
             surge.tick(s, self.rt.tiers["free"], now, self.rt.settings)
         self._send_tokens(self.reap())
         self._send_tokens(self.overdue(now))
+        self.expire_relax(now)
         if time.monotonic() - self.last_purge > PURGE_EVERY_S:
             self.last_purge = time.monotonic()
             self.rt.store.purge_expired_results()
@@ -74,6 +84,19 @@ class Maintenance:
         metrics.reaped("failed", failed)
         metrics.job_failed("attempts", failed)
         return requeued
+
+    def expire_relax(self, now: datetime) -> int:
+        """Fail (and refund) relax jobs that found no room within STYLEBOT_RELAX_TTL_HOURS."""
+        cutoff = now - timedelta(hours=self.rt.settings.relax_ttl_hours)
+        with transaction(self.rt.engine) as s:
+            stale = stale_relax(s, cutoff)
+            expired = [job.id for job in stale if finish_failed(s, job, "expired", now)]
+        for job_id in expired:
+            self.rt.store.delete_input(job_id)
+        if expired:
+            log.info("relax_expired jobs=%d", len(expired))
+            metrics.job_failed("expired", len(expired))
+        return len(expired)
 
     def overdue(self, now: datetime) -> list[str]:
         """Queued jobs whose token the broker seems to have lost; marked re-tokened in SQL."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from PIL import Image
@@ -13,9 +14,11 @@ from sqlmodel import Session
 
 from bots.core.allowance import Allowance, allowance, allowance_in
 from bots.core.breaker import Breaker
+from bots.core.later import Later
 from bots.core.messages import duration, t
 from bots.core.requests import ImageRequest, Reply, Sender
 from bots.core.runtime import Runtime
+from bots.core.shop import Shop
 from bots.core.status_html import page_url
 from quota import QuotaDenied, next_reset, quota_day, reserve
 from quota.admission import Verdict, assess, current_load, fair_sort_key, record_rejection
@@ -41,6 +44,8 @@ def _decided(outcome: str, reason: str, reply: Reply) -> Reply:
 class Core:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        self.later = Later(self)
+        self.shop = Shop(runtime)
 
     # --- photo requests -------------------------------------------------------------------
 
@@ -87,7 +92,7 @@ class Core:
         verdict = assess(s, tier, now, self.rt.settings, self.rt.tiers)
         left = self.allowance_in(s, user.id, now)
         if not verdict.admitted:
-            return self._refuse(s, req.sender, user, verdict, left, now)
+            return self._refuse(s, req, user, verdict, left, now)
         # A read-only look: nothing left today, or the in-flight cap reached (the atomic
         # reservation after decoding still decides; this only spares a pointless download).
         if left.left == 0 or user.in_flight >= tier.in_flight_cap:
@@ -125,8 +130,15 @@ class Core:
         return job if self.rt.store.result_path(job.id).exists() else None
 
     def _refuse(
-        self, s: Session, sender: Sender, user: User, verdict: Verdict, a: Allowance, now: datetime
+        self,
+        s: Session,
+        req: ImageRequest,
+        user: User,
+        verdict: Verdict,
+        a: Allowance,
+        now: datetime,
     ) -> Reply:
+        sender = req.sender
         loc = sender.locale
         reason = verdict.reason or "busy"
         if a.left == 0 and reason in ("busy", "no_workers"):
@@ -138,8 +150,10 @@ class Core:
             return self._quota_reply(sender, reason.removeprefix("quota_"), now, a)
         if reason == "busy":
             text = t("busy", loc, wait=duration(verdict.retry_after_s or 60, loc))
-            return Reply(" ".join([text, *self._status_link(loc)]))
+            return self.later.offer(s, req, user, reason, [text, *self._status_link(loc)], now)
         key = {"closed": "closed", "paused": "paused_free", "no_workers": "no_workers"}[reason]
+        if reason == "paused":
+            return self.later.offer(s, req, user, reason, [t(key, loc)], now)
         return Reply(t(key, loc))
 
     def _status_link(self, loc: str) -> list[str]:
@@ -251,6 +265,10 @@ class Core:
         reply = Reply(t("queued_eta", loc, style=style, position=position, eta=eta), job_id=job.id)
         return _decided("admitted", "queued", reply)
 
+    def accept_later(self, sender: Sender, offer_id: str, fetch: Callable[[str], bytes]) -> Reply:
+        """The person took a relax-lane offer; `fetch` downloads the photo from its source."""
+        return self.later.accept(sender, offer_id, fetch)
+
     # --- quota -------------------------------------------------------------------------
 
     def allowance(self, user_id: str, now: datetime | None = None) -> Allowance:
@@ -263,13 +281,14 @@ class Core:
         now, loc = self.rt.clock(), sender.locale
         with transaction(self.rt.engine) as s:
             ensure_user(s, sender.user_id, sender.username, loc)
+            later = self.later.quota_notes(s, sender.user_id, loc, now)
         a = self.allowance(sender.user_id, now)
         left = max(0, a.limit - a.used)
         text = t(
             "quota_status", loc, tier=a.tier, used=a.used, limit=a.limit, left=left,
             reset=self._reset_in(now, loc),
         )  # fmt: skip
-        return Reply(" ".join([text, *self._notes(a, loc)]))
+        return Reply(" ".join([text, *self._notes(a, loc), *later]))
 
     def _notes(self, a: Allowance, loc: str) -> list[str]:
         notes = [t("credits_note", loc, credits=a.credits)] if a.credits else []

@@ -8,7 +8,6 @@ Create Date: 2026-11-30
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision: str = "0008"
@@ -30,16 +29,16 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("base_tier", sa.String(length=16), nullable=True))
     op.create_table(
         "offers",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
-        sa.Column("style", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("locale", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
-        sa.Column("reply_target", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("source_ref", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
-        sa.Column("idempotency_key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("user_id", sa.String(length=80), nullable=False),
+        sa.Column("style", sa.String(length=40), nullable=False),
+        sa.Column("locale", sa.String(length=8), nullable=False),
+        sa.Column("reply_target", sa.String(), nullable=False),
+        sa.Column("source_ref", sa.String(length=2000), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=200), nullable=False),
+        sa.Column("reason", sa.String(length=20), nullable=False),
         sa.Column("created_at", TIMESTAMP, nullable=False),
-        sa.Column("job_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+        sa.Column("job_id", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -48,14 +47,14 @@ def upgrade() -> None:
     op.create_table(
         "payments",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("platform", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("charge_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("event", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
-        sa.Column("product", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("platform", sa.String(length=16), nullable=False),
+        sa.Column("charge_id", sa.String(length=200), nullable=False),
+        sa.Column("event", sa.String(length=16), nullable=False),
+        sa.Column("user_id", sa.String(length=80), nullable=False),
+        sa.Column("product", sa.String(length=40), nullable=False),
         sa.Column("amount", sa.Integer(), nullable=False),
-        sa.Column("currency", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
-        sa.Column("detail", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("currency", sa.String(length=8), nullable=False),
+        sa.Column("detail", sa.String(length=200), nullable=True),
         sa.Column("created_at", TIMESTAMP, nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"]),
         sa.PrimaryKeyConstraint("id"),
