@@ -177,14 +177,16 @@ def requeue(session: Session, job_id: str) -> bool:
 
 
 def overdue_tokens(
-    session: Session, cutoff: datetime, now: datetime, limit: int = 200
+    session: Session, cutoff: datetime, now: datetime, limit: int = 200, *, relax: bool = True
 ) -> list[str]:
     """Queued jobs whose last token went out before `cutoff` (the broker lost it, or it never
-    left): marked as re-tokened `now` in the same statement, so one bot process re-issues each."""
+    left): marked as re-tokened `now` in the same statement, so one bot process re-issues each.
+    `relax` False: normal-lane jobs only."""
     stale = func.coalesce(col(Job.token_at), col(Job.created_at)) < cutoff
+    lanes = [] if relax else [Job.lane == Lane.NORMAL]
     pick = (
         select(Job.id)
-        .where(Job.status == JobStatus.QUEUED, stale)
+        .where(Job.status == JobStatus.QUEUED, stale, *lanes)
         .order_by(col(Job.sort_key))
         .limit(limit)
     )

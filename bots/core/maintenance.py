@@ -28,6 +28,7 @@ from storage import metrics
 from storage.db import transaction
 from storage.health import mark_alive
 from storage.jobs import (
+    any_queued,
     expired_running,
     orphaned_running,
     overdue_tokens,
@@ -103,11 +104,12 @@ class Maintenance:
         settings = self.rt.settings
         with transaction(self.rt.engine) as s:
             load = measure(s, now, settings.worker_heartbeat_s, settings.assumed_seconds_per_image)
-            drain = load.wait_for(load.queued)
-            if drain is None or load.queued == 0:
+            drain = load.wait_for(load.queued)  # load.queued: the normal lane
+            if drain is None or not any_queued(s):
                 return []  # no live worker would take a token now; look again later
             grace = timedelta(seconds=max(settings.token_grace_s, 2 * drain))
-            ids = overdue_tokens(s, now - grace, now)
+            # A relax job can't run while a normal one waits: its token is due only once none does.
+            ids = overdue_tokens(s, now - grace, now, relax=load.queued == 0)
         if ids:
             log.warning("tokens_reissued jobs=%d", len(ids))
             metrics.tokens_reissued(len(ids))

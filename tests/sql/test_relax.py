@@ -81,7 +81,11 @@ def test_a_busy_refusal_offers_the_relax_lane_and_later_admits_it_charged_like_a
 
     with transaction(runtime.engine) as s:
         job = s.get(Job, job_id)
-        assert job is not None and (job.lane, job.status, job.style) == ("relax", "queued", "ghibli")
+        assert job is not None and (job.lane, job.status, job.style) == (
+            "relax",
+            "queued",
+            "ghibli",
+        )
         user = s.get(User, "console:late")
         assert user is not None and user.in_flight == 0  # relax jobs are bounded by their cap
         [offer] = s.exec(select(Offer)).all()
@@ -118,7 +122,9 @@ def test_relax_jobs_run_only_when_no_normal_job_waits_and_never_count_ahead(
 
     order = []
     with transaction(runtime.engine) as s:
-        while batch := claim_batch(s, task_id=f"t{len(order)}", worker_id="w", now=clock.now, limit=8):
+        while batch := claim_batch(
+            s, task_id=f"t{len(order)}", worker_id="w", now=clock.now, limit=8
+        ):
             order.append([(j.id == relax_id, j.lane) for j in batch])
     # One normal batch of the four normal jobs (the relax job does not ride along), then it.
     assert order == [[(False, "normal")] * 4, [(True, "relax")]]
@@ -230,3 +236,19 @@ def test_the_estimate_walks_the_day_pattern_for_spare_capacity() -> None:
     # Quiet now: just the drain time of what is ahead at the spare rate.
     quiet = Pattern({}, 0.0)
     assert relax_wait(quiet, load, now, need=10, horizon=timedelta(hours=1)) == pytest.approx(36)
+
+
+def test_a_relax_job_gets_a_new_token_only_once_no_normal_job_waits(
+    runtime: Runtime, core: Core, clock: Clock, tmp_path: Path
+) -> None:
+    pics = photos(tmp_path, 4)
+    make_busy(runtime, core, pics)
+    _, relax_id = refused_then_later(core, "console:late", pics[3])
+    maintenance = Maintenance(runtime)
+    clock.now = T0 + timedelta(hours=1)  # every token long overdue (the broker lost them)
+    reissued = maintenance.overdue(clock.now)
+    assert len(reissued) == 3 and relax_id not in reissued
+    with transaction(runtime.engine) as s:
+        claim_batch(s, task_id="t", worker_id="w", now=clock.now, limit=8)  # the normal three
+    clock.now += timedelta(hours=1)
+    assert maintenance.overdue(clock.now) == [relax_id]
