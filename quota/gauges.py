@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, func
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session, col
 
 from quota.capacity import live_workers
 from quota.controls import MODES, capacity_mode, free_limit_now
 from quota.tiers import Tier
 from storage.db import transaction
-from storage.models import Job, JobStatus
+from storage.models import Job, JobStatus, Lane
 from storage.settings import Settings
 
 log = logging.getLogger("stylebot.metrics")
@@ -60,13 +60,20 @@ class QueueGauges(Collector):
 
         return {
             "up": gauge("stylebot_sql_up", "Whether this scrape could read the queue from SQL"),
-            "queued": gauge("stylebot_jobs_queued", "Jobs waiting, by tier (SQL)", ("tier",)),
+            "queued": gauge(
+                "stylebot_jobs_queued", "Normal-lane jobs waiting, by tier (SQL)", ("tier",)
+            ),
+            "relax": gauge(
+                "stylebot_relax_jobs",
+                "Relax-lane jobs (run when there's room), queued or running (SQL)",
+                ("status",),
+            ),
             "running": gauge(
                 "stylebot_jobs_running", "Jobs being styled, by tier (SQL)", ("tier",)
             ),
             "oldest": gauge(
                 "stylebot_queue_oldest_seconds",
-                "How long the longest-waiting queued job has waited, by tier (SQL)",
+                "How long the longest-waiting normal-lane job has waited, by tier (SQL)",
                 ("tier",),
             ),
             "promise": gauge(
@@ -86,17 +93,30 @@ class QueueGauges(Collector):
     def _fill(self, s: Session, f: dict[str, GaugeMetricFamily], now: datetime) -> None:
         counts = {(tier, status): 0 for tier in self.tiers for status in ("queued", "running")}
         oldest: dict[str, float] = {}
-        rows = s.exec(
-            select(Job.tier, Job.status, func.count(), func.min(Job.created_at))
+        relax = {"queued": 0, "running": 0}
+        rows = s.execute(
+            select(
+                col(Job.tier),
+                col(Job.status),
+                col(Job.lane),
+                func.count(),
+                func.min(Job.created_at),
+            )
             .where(col(Job.status).in_([JobStatus.QUEUED, JobStatus.RUNNING]))
-            .group_by(Job.tier, Job.status)
+            .group_by(Job.tier, Job.status, Job.lane)
         ).all()
-        for name, status, n, first in rows:
-            counts[(name, status)] = int(n)
+        for name, status, lane, n, first in rows:
+            if lane == Lane.RELAX:  # no promise to keep: counted apart, not in the tier's wait
+                relax[status] += int(n)
+                if status == JobStatus.QUEUED:
+                    continue
+            counts[(name, status)] = counts.get((name, status), 0) + int(n)
             if status == JobStatus.QUEUED and first is not None:
                 oldest[name] = max(0.0, (now - _aware(first)).total_seconds())
         for (name, status), n in sorted(counts.items()):
             f[status].add_metric([name], n)
+        for status, n in relax.items():
+            f["relax"].add_metric([status], n)
         for name, tier in self.tiers.items():
             f["oldest"].add_metric([name], oldest.get(name, 0.0))
             f["promise"].add_metric([name], tier.max_wait_s)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from sqlmodel import select
 
 from bots.console.adapter import ConsoleChat
@@ -16,6 +17,7 @@ from bots.core import Core, Delivery, Maintenance, Runtime
 from bots.core.messages import duration, t
 from quota.capacity import Load
 from quota.controls import MODE_KEY, put
+from quota.gauges import QueueGauges
 from quota.relax import Pattern, relax_wait
 from storage.db import transaction
 from storage.jobs import claim_batch
@@ -252,3 +254,16 @@ def test_a_relax_job_gets_a_new_token_only_once_no_normal_job_waits(
         claim_batch(s, task_id="t", worker_id="w", now=clock.now, limit=8)  # the normal three
     clock.now += timedelta(hours=1)
     assert maintenance.overdue(clock.now) == [relax_id]
+
+
+def test_metrics_count_relax_jobs_apart_from_the_tiers_queues(
+    runtime: Runtime, core: Core, clock: Clock, tmp_path: Path
+) -> None:
+    pics = photos(tmp_path, 4)
+    make_busy(runtime, core, pics)
+    refused_then_later(core, "console:late", pics[3])
+    registry = CollectorRegistry()
+    registry.register(QueueGauges(runtime.engine, runtime.settings, runtime.tiers, clock))
+    text = generate_latest(registry).decode()
+    assert 'stylebot_relax_jobs{status="queued"} 1.0' in text
+    assert 'stylebot_jobs_queued{tier="free"} 3.0' in text
