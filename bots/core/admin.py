@@ -2,7 +2,7 @@
 
     /grant <user> <n>      /setlimit <tier> <n>    /settier <user> <tier>
     /ban <user> [reason]   /unban <user>           /capacity [open|paused-free|closed|auto]
-    /stats                 /whois <user>
+    /stats                 /whois <user>           /refund <charge id>
 
 <user> is a platform-qualified id (telegram:123), a username the bot has seen, or — where
 the platform has replies — the person whose message the admin answered (`reply_to`).
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlmodel import Session, col
 
-from bots.core.admin_views import capacity_view, stats_view, whois_view
+from bots.core.admin_views import capacity_view, refund_notes, stats_view, whois_view
 from bots.core.commands import Command
 from bots.core.messages import t
 from bots.core.requests import Reply
@@ -37,6 +37,7 @@ USAGE = {
     "capacity": "/capacity [open|paused-free|closed|auto]",
     "stats": "/stats",
     "whois": "/whois <user>",
+    "refund": "/refund <charge id>",
 }
 ADMIN_COMMANDS = frozenset(USAGE)
 MAX_GRANT = 1000
@@ -84,6 +85,8 @@ class Admin:
             "stats": self._stats,
             "whois": self._whois,
         }
+        # Verbs that call a platform: no transaction may stay open across the call.
+        self.calls: dict[str, Callable[[AdminRequest], Reply]] = {"refund": self._refund}
 
     def allowed(self, actor: str) -> bool:
         return actor.startswith("shell:") or actor in self.rt.settings.admins
@@ -96,6 +99,8 @@ class Admin:
                 audit(s, actor=req.actor, action=name, now=self.rt.clock(), allowed=False)
                 return Reply(t("not_allowed", loc)), False
         try:
+            if name in self.calls:
+                return self.calls[name](req), True
             with transaction(self.rt.engine) as s:
                 return self.verbs[name](s, req), True
         except AdminError as err:
@@ -160,9 +165,16 @@ class Admin:
             raise AdminError("unknown_tier", tier=name[:20], tiers=", ".join(TIER_NAMES))
         user = resolve_user(s, ref)
         before, user.tier = user.tier, name.lower()
+        notes, logged, after = [], before, user.tier
+        if user.tier_until is not None:  # the admin's choice stands: no pass end undoes it
+            logged = f"{before} until {user.tier_until:%Y-%m-%d %H:%M}, then {user.base_tier}"
+            after = f"{user.tier} (pass ended)"
+            notes.append(t("tier_set_pass_cleared", req.locale))
+            user.tier_until = user.base_tier = None
         s.add(user)
-        self._done(s, req, user.id, before, user.tier)
-        return Reply(t("tier_set", req.locale, user=user.id, before=before, after=user.tier))
+        self._done(s, req, user.id, logged, after)
+        text = t("tier_set", req.locale, user=user.id, before=before, after=user.tier)
+        return Reply(" ".join([text, *notes]))
 
     def _ban(self, s: Session, req: AdminRequest) -> Reply:
         args = req.command.args
@@ -207,3 +219,16 @@ class Admin:
     def _whois(self, s: Session, req: AdminRequest) -> Reply:
         (ref,) = self._args(req, 1)
         return whois_view(self.core, s, resolve_user(s, ref), req.locale)
+
+    def _refund(self, req: AdminRequest) -> Reply:
+        """Refund on the platform (outside any transaction), then take the purchase back."""
+        args = req.command.args
+        if len(args) != 1 or len(args[0]) > 200:
+            raise AdminError("usage", usage=USAGE["refund"])
+        result = self.core.shop.refund(args[0], req.actor)
+        params = {"charge": result.charge[:60], "platform": result.platform}
+        if result.outcome != "done":
+            raise AdminError(f"refund_{result.outcome}", **params)
+        loc = req.locale
+        text = t("refund_done", loc, user=result.user, product=result.product, **params)
+        return Reply(" ".join([text, *refund_notes(self.core, result, loc)]))

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
 from bots.core.messages import duration, t
 from bots.core.requests import Reply
 from bots.core.service import Core
+from bots.core.shop import DISCORD, RefundResult
 from quota import next_reset, quota_day
 from quota.admission import fair_sort_key
 from quota.capacity import count_status, jobs_ahead, measure
 from quota.controls import capacity_mode, free_limit_now
+from quota.payments import revenue
 from quota.stats import (
     jobs_today_by_tier,
     queued_by_tier,
@@ -60,7 +62,23 @@ def stats_view(core: Core, s: Session, loc: str) -> Reply:
         rejected=_per_tier(rejected),
         failed=_per_tier(failed),
     )
-    return Reply(text)
+    sales = _sales(s, day_start, loc)
+    return Reply(" ".join([text, sales]))
+
+
+def _sales(s: Session, day_start: datetime, loc: str) -> str:
+    """Today's sales by product: purchases, and what they brought in less refunds."""
+    sold = [r for r in revenue(s, day_start, day_start + timedelta(days=1)) if r.count]
+    if not sold:
+        return t("stats_no_sales", loc)
+    items = [
+        t("stats_sale_discord", loc, product=r.product, count=r.count)
+        if r.currency == DISCORD
+        else t("stats_sale", loc, product=r.product, count=r.count, amount=r.amount,
+               currency=r.currency)
+        for r in sold
+    ]  # fmt: skip
+    return t("stats_revenue", loc, sales="; ".join(items))
 
 
 def whois_view(core: Core, s: Session, user: User, loc: str) -> Reply:
@@ -70,4 +88,22 @@ def whois_view(core: Core, s: Session, user: User, loc: str) -> Reply:
         banned=t("is_banned" if user.banned else "not_banned", loc), used=a.used, limit=a.limit,
         credits=a.credits, in_flight=user.in_flight, done=user_done_count(s, user.id),
     )  # fmt: skip
-    return Reply(text)
+    if user.tier_until is None:
+        return Reply(text)
+    until = core.shop.when(user.tier_until, loc)
+    note = t("whois_pass", loc, tier=user.tier, until=until, base=user.base_tier or "free")
+    return Reply(" ".join([text, note]))
+
+
+def refund_notes(core: Core, result: RefundResult, loc: str) -> list[str]:
+    """What an admin's refund took back: unused images, or the pass's remaining time."""
+    undone = result.undone
+    if undone is None:  # the platform's own refund notice took it back first
+        return []
+    if undone.images:
+        return [t("refund_took_images", loc, n=undone.images)]
+    if not undone.detail.startswith("pass:"):
+        return [t("refund_nothing_taken", loc)]
+    if undone.until is None:
+        return [t("refund_pass_ended", loc, tier=undone.tier)]
+    return [t("refund_pass_until", loc, until=core.shop.when(undone.until, loc))]

@@ -10,7 +10,18 @@ from bots.core.progress import forget
 from bots.core.requests import Reply, Sender
 from bots.core.service import Core
 
-PLAIN_COMMANDS = ("start", "help", "styles", "quota", "cancel", "results", "forget")
+PLAIN_COMMANDS = (
+    "start",
+    "help",
+    "styles",
+    "quota",
+    "cancel",
+    "results",
+    "forget",
+    "buy",
+    "paysupport",
+    "terms",
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,12 @@ def answer_plain(core: Core, sender: Sender, command: Command) -> Reply | None:
             return results_reply(core, sender)
         case "forget":
             return forget(core, sender)
+        case "buy":
+            return core.shop.buy_reply(sender)
+        case "paysupport":
+            return core.shop.paysupport_reply(sender)
+        case "terms":
+            return core.shop.terms_reply(sender)
     return None
 
 

@@ -67,7 +67,7 @@ class Later:
         loc = req.sender.locale
         cap = self.rt.tiers[user.tier].relax_cap
         if not req.source or cap <= 0 or relax_held(s, user.id) >= cap:
-            return Reply(" ".join(parts))
+            return Reply(" ".join([*parts]))
         offer = Offer(
             id=uuid.uuid4().hex,
             user_id=user.id,

@@ -8,6 +8,7 @@
   it); SQL marks it first, so one bot process sends it, and a spare one is harmless;
 - relax expiry: a relax-lane job still queued STYLEBOT_RELAX_TTL_HOURS after it was admitted
   fails as "expired" (refunded; the delivery loop tells the person);
+- tier passes: a pass whose time is up ends, back to the tier before it (bots.core.shop);
 - retention: results older than STYLEBOT_RESULT_TTL_HOURS are deleted.
 """
 
@@ -21,6 +22,7 @@ from datetime import datetime, timedelta
 
 from bots.core.failures import report
 from bots.core.runtime import Runtime
+from bots.core.shop import expire_passes
 from quota import surge
 from quota.capacity import measure
 from quota.lifecycle import finish_failed
@@ -58,6 +60,7 @@ class Maintenance:
         self._send_tokens(self.reap())
         self._send_tokens(self.overdue(now))
         self.expire_relax(now)
+        expire_passes(self.rt, now)
         if time.monotonic() - self.last_purge > PURGE_EVERY_S:
             self.last_purge = time.monotonic()
             self.rt.store.purge_expired_results()

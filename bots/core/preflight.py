@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 
+from quota.products import ProductsError, load_products
 from storage.db import check_database
 from storage.migrate import check_current
 from storage.settings import Settings, SettingsError
@@ -42,6 +43,8 @@ def preflight(settings: Settings, command: str) -> None:
         check_data_dir(settings)
     if command != "migrate":
         check_styles(settings)
+    if command not in ("migrate", "worker"):  # the bots sell; the worker only makes images
+        check_products(settings)
     url = settings.sqlalchemy_url
     check_database(url)
     if schema == "head" or (schema == "sqlite" and not url.startswith("sqlite")):
@@ -68,3 +71,12 @@ def check_styles(settings: Settings) -> None:
         load_styles(settings.styles_file)
     except StylesError as exc:
         raise SettingsError(f"STYLEBOT_STYLES_FILE: {' '.join(str(exc).split())}") from None
+
+
+def check_products(settings: Settings) -> None:
+    if settings.products_file is None:
+        return
+    try:
+        load_products(settings.products_file)
+    except ProductsError as exc:
+        raise SettingsError(f"STYLEBOT_PRODUCTS_FILE: {exc}") from None

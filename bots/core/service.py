@@ -282,13 +282,14 @@ class Core:
         with transaction(self.rt.engine) as s:
             ensure_user(s, sender.user_id, sender.username, loc)
             later = self.later.quota_notes(s, sender.user_id, loc, now)
+            passes = self.shop.quota_notes(sender.user_id, loc, s)
         a = self.allowance(sender.user_id, now)
         left = max(0, a.limit - a.used)
         text = t(
             "quota_status", loc, tier=a.tier, used=a.used, limit=a.limit, left=left,
             reset=self._reset_in(now, loc),
         )  # fmt: skip
-        return Reply(" ".join([text, *self._notes(a, loc), *later]))
+        return Reply(" ".join([text, *passes, *self._notes(a, loc), *later]))
 
     def _notes(self, a: Allowance, loc: str) -> list[str]:
         notes = [t("credits_note", loc, credits=a.credits)] if a.credits else []
