@@ -24,8 +24,10 @@ from telegram.ext import Application, ApplicationBuilder
 from bots.core import Core, Delivery, Maintenance, Runtime
 from bots.telegram.commands import CommandRunner
 from bots.telegram.handlers import Handlers
+from bots.telegram.later import LaterButton
 from bots.telegram.limiter import ChatRateLimiter
 from bots.telegram.menu import set_menu
+from bots.telegram.payments import Payments
 from bots.telegram.requests import Submitter
 from bots.telegram.sender import TelegramSender
 from bots.telegram.status import StatusBoard
@@ -34,7 +36,7 @@ from storage.settings import Settings
 
 log = logging.getLogger("stylebot.telegram")
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.PRE_CHECKOUT_QUERY]
 
 
 @dataclass(frozen=True)
@@ -86,21 +88,26 @@ class TelegramBot:
         submitter = Submitter(
             core, bot, self.board, self.sender, limit, self.options.fetch_timeout_s
         )
+        self.payments = Payments(core, bot)
         self.handlers = Handlers(
             core,
             submitter,
-            CommandRunner(core, bot, self.board, self.sender),
+            CommandRunner(core, bot, self.board, self.sender, self.payments),
             self.options.pending_ttl_s,
         )
+        self.payments.register(self.app)  # first: a payment message is no request
+        LaterButton(core, submitter.downloader, self.sender).register(self.app)
         self.handlers.register(self.app)
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then stop taking updates, finish the loops and shut down."""
         async with self.app:  # initialize (getMe) ... shutdown
             try:
-                await set_menu(self.app.bot, self.rt.styles)
+                selling = bool(self.payments.shop.for_platform(PLATFORM))
+                await set_menu(self.app.bot, self.rt.styles, selling)
             except TelegramError as exc:  # the menu is a convenience; the bot works without it
                 log.warning("menu_not_set error=%s", type(exc).__name__)
+            self.payments.start()
             await self._start_updates()
             await self.app.start()
             self._schedule_status()

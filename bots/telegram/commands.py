@@ -1,4 +1,5 @@
-"""Commands without a photo: /start, /help, /styles, /quota, /cancel, /forget and admin ones."""
+"""Commands without a photo: /start, /help, /styles, /quota, /cancel, /forget, /buy and admin
+ones."""
 
 from __future__ import annotations
 
@@ -21,15 +22,23 @@ from bots.core import (
 )
 from bots.core.commands import PLAIN_COMMANDS
 from bots.core.messages import t
+from bots.telegram.payments import Payments
 from bots.telegram.sender import TelegramSender, send_text
 from bots.telegram.status import StatusBoard
 from bots.telegram.translate import user_id
 
 
 class CommandRunner:
-    def __init__(self, core: Core, bot: Bot, board: StatusBoard, sender: TelegramSender) -> None:
+    def __init__(
+        self,
+        core: Core,
+        bot: Bot,
+        board: StatusBoard,
+        sender: TelegramSender,
+        payments: Payments,
+    ) -> None:
         self.core, self.admin, self.bot, self.board = core, Admin(core), bot, board
-        self.sender = sender
+        self.sender, self.payments = sender, payments
 
     @staticmethod
     def knows(command: Command) -> bool:
@@ -50,6 +59,8 @@ class CommandRunner:
             await self.sender.send_album(target, reply.text, reply.images)
             return
         await self.say(target, reply.text)
+        if command.name == "buy":  # the shop's words, then what Telegram needs to take Stars
+            await self.payments.send_invoices(target, sender.locale)
 
     async def help(self, sender: Sender, target: ReplyTarget) -> None:
         await self.say(target, self.core.help_reply(sender.locale).text)

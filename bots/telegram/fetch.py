@@ -21,9 +21,14 @@ class Downloader:
 
     def fetcher(self, file_id: str) -> Callable[[], bytes]:
         """Call on the bot's event loop; the callable it returns runs in another thread."""
+        fetch = self.by_file_id()
+        return lambda: fetch(file_id)
+
+    def by_file_id(self) -> Callable[[str], bytes]:
+        """Like `fetcher`, for a file id known only later (a relax offer's stored source)."""
         loop = asyncio.get_running_loop()
 
-        def fetch() -> bytes:  # called by Core.submit in a worker thread
+        def fetch(file_id: str) -> bytes:  # called by the core in a worker thread
             future = asyncio.run_coroutine_threadsafe(self.download(file_id), loop)
             try:
                 return future.result(self.timeout_s)

@@ -6,7 +6,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from telegram import CallbackQuery, Message, Update, User
+from telegram import Message, Update, User
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
@@ -17,7 +17,7 @@ from bots.core.messages import t
 from bots.telegram.commands import CommandRunner
 from bots.telegram.memory import Expiring, FirstSight
 from bots.telegram.requests import Submission, Submitter
-from bots.telegram.sender import send_text
+from bots.telegram.sender import answer_query, send_text
 from bots.telegram.translate import (
     CALLBACK_PREFIX,
     ImageRef,
@@ -153,12 +153,12 @@ class Handlers:
         image = image_of(photo, self.submitter.limit_bytes) if photo else None
         style = style_of_callback(query.data, self.core.rt.styles)
         if keyboard is None or photo is None or style is None or not isinstance(image, ImageRef):
-            await _answer(query, t("photo_missing", sender.locale))
+            await answer_query(query, t("photo_missing", sender.locale))
             return
         if photo.from_user is not None and photo.from_user.id != query.from_user.id:
-            await _answer(query, t("not_your_photo", sender.locale))
+            await answer_query(query, t("not_your_photo", sender.locale))
             return
-        await _answer(query)
+        await answer_query(query)
         key = idempotency_key(photo.chat.id, photo.message_id)  # the photo's, not the press's
         request = Submission(sender, target_of(photo), key, style, image)
         await self.submitter.submit(request, keyboard=keyboard)
@@ -173,11 +173,3 @@ class Handlers:
         loc = sender_of(user).locale if user else "en"
         with contextlib.suppress(TelegramError):  # Telegram itself failing: the log has it
             await send_text(context.bot, target_of(update.effective_message), t("busy_error", loc))
-
-
-async def _answer(query: CallbackQuery, alert: str | None = None) -> None:
-    """Acknowledge a tap (the client shows a spinner until then); a stale query is no failure."""
-    try:
-        await query.answer(alert, show_alert=alert is not None)
-    except TelegramError as exc:
-        log.info("callback_answer_failed error=%s", type(exc).__name__)

@@ -12,6 +12,7 @@ from telegram.error import BadRequest, TelegramError
 from bots.core import Core, ImageRequest, Reply, ReplyTarget, Sender
 from bots.core.messages import t
 from bots.telegram.fetch import Downloader
+from bots.telegram.later import later_markup
 from bots.telegram.sender import TelegramSender, send_text
 from bots.telegram.status import StatusBoard
 from bots.telegram.translate import ImageRef, callback_data, target_of
@@ -62,6 +63,7 @@ class Submitter:
                 idempotency_key=sub.key,
                 fetch=self.downloader.fetcher(sub.image.file_id),
                 declared_size=sub.image.size,
+                source=sub.image.file_id,  # a relax offer fetches it again by this id
             )
             reply = await asyncio.to_thread(self.core.submit, request)
         log.info("request user=%s style=%s job=%s", sub.sender.user_id, sub.style, reply.job_id)
@@ -73,8 +75,9 @@ class Submitter:
             if keyboard is not None:
                 await self._delete(keyboard)
             return
+        markup = later_markup(reply.offer_id, sub.sender.locale) if reply.offer_id else None
         try:
-            status_id = await self._show(sub.target, reply.text, keyboard)
+            status_id = await self._show(sub.target, reply.text, keyboard, markup)
         except TelegramError as exc:  # the job stands; its result will still be delivered
             log.warning("status_not_shown job=%s error=%s", reply.job_id, type(exc).__name__)
             return
@@ -82,16 +85,25 @@ class Submitter:
             chat = int(sub.target.chat_id)
             await self.board.track(reply.job_id, chat, status_id, sub.sender.locale, reply.text)
 
-    async def _show(self, target: ReplyTarget, text: str, keyboard: Message | None) -> int:
-        """The keyboard message becomes the status (its keyboard removed), else a new message."""
+    async def _show(
+        self,
+        target: ReplyTarget,
+        text: str,
+        keyboard: Message | None,
+        markup: InlineKeyboardMarkup | None = None,
+    ) -> int:
+        """The keyboard message becomes the status (its keyboard replaced by `markup`, if any),
+        else a new message."""
         if keyboard is not None:
             try:
                 chat, message_id = keyboard.chat.id, keyboard.message_id
-                await self.bot.edit_message_text(text, chat_id=chat, message_id=message_id)
+                await self.bot.edit_message_text(
+                    text, chat_id=chat, message_id=message_id, reply_markup=markup
+                )
                 return message_id
             except BadRequest:  # deleted meanwhile, or unchanged: say it anew
                 pass
-        return (await send_text(self.bot, target, text)).message_id
+        return (await send_text(self.bot, target, text, markup)).message_id
 
     async def offer_styles(self, photo: Message, sender: Sender) -> None:
         """A photo without a style: a keyboard of styles, as a reply to the photo."""

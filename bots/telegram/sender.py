@@ -9,8 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message, ReplyParameters
-from telegram.error import BadRequest, ChatMigrated, Forbidden
+from telegram import (
+    Bot,
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    Message,
+    ReplyParameters,
+)
+from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
 from bots.core import Reply, ReplyTarget, Undeliverable
 from bots.telegram.status import StatusBoard
@@ -62,6 +69,14 @@ async def send_text(
     return await bot.send_message(
         int(target.chat_id), text, reply_markup=markup, **placement(target)
     )
+
+
+async def answer_query(query: CallbackQuery, alert: str | None = None) -> None:
+    """Acknowledge a tap (the client shows a spinner until then); a stale query is no failure."""
+    try:
+        await query.answer(alert, show_alert=alert is not None)
+    except TelegramError as exc:
+        log.info("callback_answer_failed error=%s", type(exc).__name__)
 
 
 class TelegramSender:

@@ -21,11 +21,20 @@ from typing import Any
 from aiohttp import web
 
 from tests.e2e.methods import BOT, ApiError, MethodsMixin
+from tests.e2e.stars import Charge, PreCheckout, StarsMixin
 
 # Shaped like a real token, so the log redaction pattern would recognise it too.
 TOKEN = "1234567:AAE2eTestTokenForTheBotApiEmulator_x1"  # fake; not a real token shape
 BOT_ID, BOT_USERNAME = BOT["id"], BOT["username"]
-JSON_FIELDS = {"reply_parameters", "reply_markup", "commands", "scope", "allowed_updates", "media"}
+JSON_FIELDS = {
+    "reply_parameters",
+    "reply_markup",
+    "commands",
+    "scope",
+    "allowed_updates",
+    "media",
+    "prices",
+}
 INT_FIELDS = {"chat_id", "message_id", "offset", "timeout", "limit", "message_thread_id"}
 
 
@@ -50,7 +59,7 @@ def _decode(name: str, value: str) -> Any:
     return value
 
 
-class Emulator(MethodsMixin):
+class Emulator(MethodsMixin, StarsMixin):
     def __init__(self, token: str = TOKEN) -> None:
         self.token = token
         self.lock = threading.RLock()
@@ -62,6 +71,9 @@ class Emulator(MethodsMixin):
         self.updates: list[dict[str, Any]] = []
         self.faults: dict[str, deque[tuple[int, int | None]]] = defaultdict(deque)
         self.webhook: dict[str, Any] | None = None
+        self.charges: dict[str, Charge] = {}  # telegram_payment_charge_id -> the payment
+        self.prechecks: dict[str, PreCheckout] = {}  # pre_checkout_query id -> its answer
+        self.echo_refunds = True
         self._next_update = 1
         self._next_message: dict[int, int] = defaultdict(lambda: 100)
         self._wake = asyncio.Event()

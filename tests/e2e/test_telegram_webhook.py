@@ -70,7 +70,7 @@ def help_update(chat: int, message_id: int, update_id: int) -> dict[str, Any]:
 def test_the_webhook_is_registered_with_its_secret(hooked: Stack) -> None:
     (call,) = hooked.emulator.calls_of("setWebhook")
     assert call.params["url"] == PUBLIC_URL and call.params["secret_token"] == SECRET
-    assert call.params["allowed_updates"] == ["message", "callback_query"]
+    assert call.params["allowed_updates"] == ["message", "callback_query", "pre_checkout_query"]
     assert not hooked.emulator.calls_of("getUpdates")  # no polling in webhook mode
 
 

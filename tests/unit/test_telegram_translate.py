@@ -184,6 +184,15 @@ def test_menu_commands_come_from_the_catalog(locale: str) -> None:
     assert all(1 <= len(c.description) <= 256 for c in commands)
 
 
+@pytest.mark.parametrize("locale", ["en", "ar"])
+def test_the_menu_shows_buy_paysupport_and_terms_only_while_selling(locale: str) -> None:
+    selling = [c.command for c in menu_commands(STYLES, locale, selling=True)]
+    not_selling = [c.command for c in menu_commands(STYLES, locale)]
+    assert {"buy", "paysupport", "terms"} <= set(selling)
+    assert not {"buy", "paysupport", "terms"} & set(not_selling)
+    assert set(selling) - set(not_selling) == {"buy", "paysupport", "terms"}
+
+
 def test_expiring_memory_forgets() -> None:
     now = [0.0]
     memory: Expiring[str, str] = Expiring(ttl_s=10, max_items=2, clock=lambda: now[0])
