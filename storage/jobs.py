@@ -286,12 +286,14 @@ def earlier_result(session: Session, user_id: str, digest: str, day: date) -> Jo
 
 
 def waiting_jobs(session: Session, platform: str, limit: int = 500) -> list[Job]:
-    """Queued and running jobs of `platform`, oldest first: the ones whose status may change."""
+    """Queued and running normal-lane jobs of `platform`, oldest first: the ones whose queue
+    status may change. A relax job has no place in the queue to show; its answer stands."""
     return list(
         session.exec(
             select(Job)
             .where(
                 Job.platform == platform,
+                Job.lane == Lane.NORMAL,
                 col(Job.status).in_([JobStatus.QUEUED, JobStatus.RUNNING]),
             )
             .order_by(col(Job.created_at))

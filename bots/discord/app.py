@@ -23,6 +23,7 @@ from discord.http import Route
 from bots.core import Core, Delivery, Maintenance, Runtime
 from bots.discord.catalog import CatalogTranslator
 from bots.discord.components import DYNAMIC_ITEMS
+from bots.discord.entitlements import Entitlements
 from bots.discord.flows import Flows
 from bots.discord.sender import DiscordSender
 from bots.discord.status import StatusRefresher
@@ -71,6 +72,7 @@ class DiscordBot(discord.Client):
         self.refresher = StatusRefresher(core, self.sender, opts.clock, opts.status_min_edit_s)
         self.flows.on_status = self.refresher.shown
         self.tree = build_tree(self, self.flows)
+        self.purchases = Entitlements(core, self.sender, opts.clock)
 
     async def setup_hook(self) -> None:
         await self.tree.set_translator(CatalogTranslator())
@@ -82,6 +84,22 @@ class DiscordBot(discord.Client):
             )
         except discord.HTTPException as exc:  # the commands registered before still work
             log.warning("commands_not_synced status=%s code=%s", exc.status, exc.code)
+
+    # --- Discord's store: each event and each interaction's entitlements (discord.py runs
+    # these handlers beside the command's own, so a slow grant never holds a command up) ---
+
+    async def on_entitlement_create(self, entitlement: discord.Entitlement) -> None:
+        await self.purchases.created(entitlement)
+
+    async def on_entitlement_update(self, entitlement: discord.Entitlement) -> None:
+        await self.purchases.updated(entitlement)
+
+    async def on_entitlement_delete(self, entitlement: discord.Entitlement) -> None:
+        await self.purchases.ended(entitlement)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        if interaction.entitlements:
+            await self.purchases.on_interaction(interaction)
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Log in, connect, run the loops until `stop` is set, then close."""

@@ -1,6 +1,7 @@
 """Buttons and selects. Each custom id carries what a press needs (the job id, the style, the
-photo's declared size), and discord.py's dynamic items match them by pattern, so components
-under old messages keep working after a restart without any view kept in memory."""
+photo's declared size, the relax offer), and discord.py's dynamic items match them by pattern,
+so components under old messages keep working after a restart without any view kept in memory.
+Premium buttons (/buy) carry only their SKU: Discord opens its own checkout, no press reaches us."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import discord
 
+from bots.core import LATER_PREFIX
 from bots.core.messages import t
-from bots.discord.translate import AGAIN, AGAIN_PICK, MORE, PICK
+from bots.discord.translate import AGAIN, AGAIN_PICK, LATER, MORE, PICK
 from tasks.styles import StylePreset
 
 if TYPE_CHECKING:
@@ -18,12 +20,14 @@ if TYPE_CHECKING:
 
 STYLE_BUTTONS = 4  # a row holds five: four styles and "Another style"
 MAX_OPTIONS = 25  # Discord's limit for one select
+MAX_BUTTONS = 25  # five rows of five: the most one message holds
 
 
 class Flows(Protocol):
     async def again(self, interaction: discord.Interaction, job_id: str, style: str) -> None: ...
     async def more_styles(self, interaction: discord.Interaction, job_id: str) -> None: ...
     async def picked(self, interaction: discord.Interaction, size: int, style: str) -> None: ...
+    async def later(self, interaction: discord.Interaction, offer_id: str) -> None: ...
 
 
 def flows_of(interaction: discord.Interaction) -> Flows:
@@ -123,7 +127,27 @@ class PickSelect(discord.ui.DynamicItem[discord.ui.Select[Any]], template=PICK.p
         await flows_of(interaction).picked(interaction, self.size, chosen(interaction))
 
 
-DYNAMIC_ITEMS = (AgainButton, MoreButton, AgainSelect, PickSelect)
+class LaterButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=LATER.pattern):
+    """Under a busy or paused refusal: "Do it when there's room" (the relax lane)."""
+
+    def __init__(self, offer_id: str, label: str = "…") -> None:
+        button: discord.ui.Button[Any] = discord.ui.Button(
+            label=label, style=discord.ButtonStyle.success, custom_id=f"{LATER_PREFIX}{offer_id}"
+        )
+        super().__init__(button)
+        self.offer_id = offer_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Match[str], /
+    ) -> LaterButton:
+        return cls(match["offer"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await flows_of(interaction).later(interaction, self.offer_id)
+
+
+DYNAMIC_ITEMS = (AgainButton, MoreButton, AgainSelect, PickSelect, LaterButton)
 
 
 def result_view(
@@ -147,4 +171,18 @@ def again_view(job_id: str, styles: Mapping[str, StylePreset], locale: str) -> d
 def pick_view(size: int, styles: Mapping[str, StylePreset], locale: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(PickSelect(size, _select(f"sb:pick:{size}", styles, locale)))
+    return view
+
+
+def later_view(offer_id: str, locale: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(LaterButton(offer_id, t("later_button", locale)))
+    return view
+
+
+def buy_view(sku_ids: list[int]) -> discord.ui.View:
+    """One premium button per product sold on Discord: Discord shows its name and price."""
+    view = discord.ui.View(timeout=None)
+    for sku_id in sku_ids[:MAX_BUTTONS]:
+        view.add_item(discord.ui.Button(style=discord.ButtonStyle.premium, sku_id=sku_id))
     return view

@@ -21,10 +21,11 @@ from bots.core import (
 )
 from bots.core.history import job_view
 from bots.core.messages import t
-from bots.discord.components import again_view, pick_view
+from bots.discord.components import again_view, buy_view, later_view, pick_view
 from bots.discord.files import fitted
 from bots.discord.sender import DiscordSender
 from bots.discord.translate import (
+    PLATFORM,
     ImageRef,
     first_image,
     idempotency_key,
@@ -180,18 +181,41 @@ class Flows:
         log.info("request user=%s style=%s job=%s", request.sender.user_id, style, reply.job_id)
         # The deferred answer is filled first: Discord would otherwise turn the first follow-up
         # into that (private) answer, and the result must stay a message of its own.
-        await self.say(interaction, reply.text, view=None)
+        offer = later_view(reply.offer_id, request.sender.locale) if reply.offer_id else None
+        await self.say(interaction, reply.text, view=offer)
         if reply.image is not None:  # the same photo and style earlier today: sent again
             await self.sender.send(target, reply)
             return
         if reply.job_id is not None and self.on_status is not None:
             self.on_status(reply.job_id, reply.text)
 
+    async def later(self, interaction: discord.Interaction, offer_id: str) -> None:
+        """ "Do it when there's room" under a refusal: the relax lane. The answer replaces the
+        refusal and its button; the result comes later through the delivery loop."""
+        if not await self.ack(interaction, update=True):
+            return
+        sender = sender_of(interaction)
+        reply = await asyncio.to_thread(
+            self.core.accept_later, sender, offer_id, self.source_fetcher()
+        )
+        log.info("later user=%s offer=%s job=%s", sender.user_id, offer_id, reply.job_id)
+        await self.say(interaction, reply.text, view=None)
+        if reply.image is not None:  # the same photo and style made earlier today
+            await self.sender.send(target_of(interaction, self.clock()), reply)
+
     def fetcher(self, url: str) -> Callable[[], bytes]:
         """Call on the bot's loop; the callable it returns runs in the core's worker thread."""
+        fetch = self.source_fetcher()
+        return lambda: fetch(url)
+
+    def source_fetcher(self) -> Callable[[str], bytes]:
+        """Like fetcher, for a URL stored earlier (a relax offer's source): only Discord's own
+        files are fetched, whatever the row says."""
         loop = asyncio.get_running_loop()
 
-        def fetch() -> bytes:
+        def fetch(url: str) -> bytes:
+            if not is_discord_url(url, self.api_url):
+                raise ValueError("not a Discord attachment")
             future = asyncio.run_coroutine_threadsafe(self.client.http.get_from_cdn(url), loop)
             try:
                 return future.result(self.fetch_timeout_s)
@@ -213,6 +237,11 @@ class Flows:
             return
         reply = await asyncio.to_thread(answer_plain, self.core, sender, Command(name))
         assert reply is not None, name
+        if name == "buy":
+            sold = self.core.shop.for_platform(PLATFORM)
+            skus = [int(p.discord_sku) for p in sold if p.discord_sku]
+            await self.say(interaction, reply.text, view=buy_view(skus) if skus else None)
+            return
         limit = interaction.filesize_limit
         files = [
             discord.File(

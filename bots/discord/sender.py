@@ -22,7 +22,7 @@ import discord
 from bots.core import Reply, ReplyTarget, Undeliverable
 from bots.discord.components import result_view
 from bots.discord.files import fitted
-from bots.discord.translate import DEFAULT_UPLOAD_LIMIT, nonce_for
+from bots.discord.translate import DEFAULT_UPLOAD_LIMIT, PLATFORM, nonce_for
 from tasks.styles import StylePreset
 
 log = logging.getLogger("stylebot.discord.sender")
@@ -131,6 +131,16 @@ class DiscordSender:
             nonce=nonce_for(reply.job_id) if reply.job_id else discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions(users=True, roles=False, everyone=False),
         )
+
+    async def tell(self, person: str, reply: Reply) -> bool:
+        """A direct message to the person, outside any request (thanks for a purchase); False
+        when their DMs are closed."""
+        target = ReplyTarget(PLATFORM, chat_id=person, person=person, private=True)
+        try:
+            await self._direct(target, reply)
+        except Undeliverable:
+            return False
+        return True
 
     async def _direct(self, target: ReplyTarget, reply: Reply) -> None:
         if not target.person:

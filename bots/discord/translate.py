@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import discord
 
-from bots.core import ReplyTarget, Sender
+from bots.core import LATER_PREFIX, ReplyTarget, Sender
 
 PLATFORM = "discord"
 # What the core's decoder accepts; anything else is refused before a download.
@@ -35,6 +35,7 @@ AGAIN = re.compile(r"sb:again:(?P<job>[0-9a-f]{32}):(?P<style>[a-z0-9_]{1,32})")
 MORE = re.compile(r"sb:more:(?P<job>[0-9a-f]{32})")
 AGAIN_PICK = re.compile(r"sb:againpick:(?P<job>[0-9a-f]{32})")
 PICK = re.compile(r"sb:pick:(?P<size>\d{1,12})")
+LATER = re.compile(LATER_PREFIX + r"(?P<offer>[0-9a-f]{32})")  # under a busy/paused refusal
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 attachments at /attachments/...) that the real, unmodified discord.py client runs against.
 
 It records every call, builds the people, guilds, channels and interactions a test needs,
-dispatches interactions over the gateway, and can answer 429 (with retry_after) or 5xx on demand.
+dispatches interactions over the gateway, sells (entitlements: their events, their place on
+interactions, consuming them), and can answer 429 (with retry_after) or 5xx on demand.
 Tests drive it from their own thread; the server runs on an event loop in another.
 
 Wiring: `wire_discord(emulator)` points discord.http.Route.BASE at the emulator, and also

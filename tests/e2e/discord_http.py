@@ -27,6 +27,13 @@ ROUTES: list[tuple[str, str, str, bool]] = [
     ("GET", "/applications/{application_id}/commands", "get_commands", True),
     ("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", "sync_guild", True),
     ("GET", "/applications/{application_id}/guilds/{guild_id}/commands", "get_commands", True),
+    ("GET", "/applications/{application_id}/entitlements", "list_entitlements", True),
+    (
+        "POST",
+        "/applications/{application_id}/entitlements/{entitlement_id}/consume",
+        "consume_entitlement",
+        True,
+    ),
     ("POST", "/interactions/{interaction_id}/{token}/callback", "callback", False),
     ("GET", "/webhooks/{application_id}/{token}/messages/@original", "get_original", False),
     ("PATCH", "/webhooks/{application_id}/{token}/messages/@original", "edit_original", False),

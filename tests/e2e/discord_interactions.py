@@ -2,7 +2,8 @@
 and users, subcommands), autocomplete, message context menus, buttons and selects.
 
 Each builder records the interaction (its token, its creation time on the emulator clock),
-dispatches it to every gateway session and returns the payload."""
+lists the user's active entitlements on it, dispatches it to every gateway session and returns
+the payload."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any, Literal, TypedDict, Unpack
 
+from tests.e2e.discord_entitlements import Entitlements
 from tests.e2e.discord_payloads import (
     ALL_PERMISSIONS,
     APP_ID,
@@ -21,7 +23,7 @@ from tests.e2e.discord_payloads import (
     USER_INSTALL_PERMISSIONS,
     member_payload,
 )
-from tests.e2e.discord_state import DiscordState, Pending
+from tests.e2e.discord_state import Pending
 
 Installs = Literal["guild", "user", "both"]
 
@@ -35,7 +37,7 @@ class Where(TypedDict, total=False):
     installs: Installs
 
 
-class InteractionBuilders(DiscordState):
+class InteractionBuilders(Entitlements):
     def slash(
         self,
         name: str,
@@ -179,12 +181,13 @@ class InteractionBuilders(DiscordState):
                 "version": 1,
                 "channel_id": str(channel_id),
                 "locale": where.get("locale") or self.locales.get(uid, "en-US"),
-                "entitlements": [],
                 "entitlement_sku_ids": [],
                 "attachment_size_limit": UPLOAD_LIMIT,
             }
             admin, installs = where.get("admin", False), where.get("installs", "guild")
             capped = self._place(payload, user, channel_id, admin, installs)
+            guild_id = int(payload["guild_id"]) if "guild_id" in payload else None
+            payload["entitlements"] = self.active_entitlements(uid, guild_id)
             if message is not None:
                 payload["message"] = message
             self.interactions[iid] = Pending(payload, self.now())

@@ -30,6 +30,7 @@ GUILDS, GUILD_MEMBERS, GUILD_PRESENCES = 1 << 0, 1 << 1, 1 << 8
 GUILD_MESSAGES, DIRECT_MESSAGES, MESSAGE_CONTENT = 1 << 9, 1 << 12, 1 << 15
 PRIVILEGED = GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT
 EPHEMERAL, LOADING, SUPPRESS_EMBEDS, COMPONENTS_V2 = 1 << 6, 1 << 7, 1 << 2, 1 << 15
+PREMIUM_BUTTON = 6  # button style: buy a SKU in Discord's own checkout
 
 # Permission bit sets, as decimal strings like Discord sends them.
 ALL_PERMISSIONS = str((1 << 51) - 1)  # what an ADMINISTRATOR member resolves to (bit 3 set)
@@ -210,3 +211,39 @@ def ready_payload(
     if "shard" in identify:
         ready["shard"] = identify["shard"]
     return ready
+
+
+# Entitlement types (Discord's): a one-time purchase, and an app subscription's.
+PURCHASE, APPLICATION_SUBSCRIPTION = 1, 8
+
+
+def entitlement_payload(
+    entitlement_id: int,
+    sku_id: int,
+    user_id: int,
+    *,
+    kind: int = PURCHASE,
+    starts_at: float | None = None,
+    ends_at: float | None = None,
+    guild_id: int | None = None,
+) -> dict[str, Any]:
+    """An entitlement as Discord sends it (events, interactions, List Entitlements): a one-time
+    purchase has no end; a subscription's runs from starts_at to ends_at."""
+    ent: dict[str, Any] = {
+        "id": str(entitlement_id),
+        "sku_id": str(sku_id),
+        "application_id": str(APP_ID),
+        "user_id": str(user_id),
+        "promotion_id": None,
+        "type": kind,
+        "deleted": False,
+        "gift_code_flags": 0,
+        "consumed": False,
+        "starts_at": iso(starts_at) if starts_at is not None else None,
+        "ends_at": iso(ends_at) if ends_at is not None else None,
+    }
+    if guild_id is not None:
+        ent["guild_id"] = str(guild_id)
+    if kind == APPLICATION_SUBSCRIPTION:
+        ent["subscription_id"] = str(entitlement_id + 1)
+    return ent

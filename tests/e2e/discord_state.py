@@ -21,6 +21,7 @@ from tests.e2e.discord_payloads import (
     DISCORD_EPOCH_MS,
     EPHEMERAL,
     LOADING,
+    PREMIUM_BUTTON,
     SUPPRESS_EMBEDS,
     ApiError,
     attachment_payload,
@@ -69,6 +70,8 @@ class DiscordState:
         self.global_commands: list[dict[str, Any]] = []
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}
         self.faults: dict[str, deque[tuple[int, float]]] = defaultdict(deque)
+        self.entitlements: dict[int, dict[str, Any]] = {}  # entitlement id -> its payload
+        self.consumables: set[int] = set()  # entitlements whose SKU is a consumable
         self.gateway = Gateway(self)
 
     # --- clock and ids ------------------------------------------------------------------------
@@ -210,6 +213,25 @@ def check_content(body: dict[str, Any], parts: list[Part], editing: bool = False
     if not flags & COMPONENTS_V2 and len(rows) > 5:
         raise form_error("components", "Must be 5 or fewer in length.")
     for row in rows:
+        if row.get("type") == 1 and len(row.get("components") or []) > 5:
+            raise form_error("components", "An action row holds 5 or fewer components.")
         for item in row.get("components", []) if row.get("type") == 1 else []:
             if len(str(item.get("custom_id", ""))) > 100:
                 raise form_error("components", "custom_id must be 100 or fewer in length.")
+            check_button(item)
+
+
+def check_button(item: dict[str, Any]) -> None:
+    """A premium button (style 6) is its SKU alone: Discord draws its label and price, so it
+    takes no custom_id, label, emoji or url; every other style has no sku_id."""
+    if item.get("type") != 2:
+        return
+    if item.get("style") != PREMIUM_BUTTON:
+        if item.get("sku_id"):
+            raise form_error("components", "sku_id is only for a premium button.")
+        return
+    if not str(item.get("sku_id") or "").isdigit():
+        raise form_error("components", "A premium button needs a sku_id.")
+    extra = {"custom_id", "label", "emoji", "url"} & set(item)
+    if extra:
+        raise form_error("components", f"A premium button takes no {', '.join(sorted(extra))}.")
