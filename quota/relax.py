@@ -3,10 +3,11 @@
 A relax job runs on spare capacity only: what the workers can do in an hour minus the normal
 demand arriving in that hour. Before it, the queued normal backlog and the relax jobs ahead of
 it must be made. Demand for each coming hour is read from the same hour of the last days
-(normal jobs admitted plus requests refused as busy or paused: what people asked for, not what
-they got); the rest of this hour takes the demand of the last minutes. An hour with no history
-takes the current demand too, so a fresh deployment in the middle of a burst says "can't tell
-yet" rather than promise an hour it has no reason to expect.
+(normal jobs admitted, plus each person refused as busy or paused once per hour: what people
+asked for, not how often they retried); the rest of this hour and the next take the demand of
+the last minutes. Beyond that, an hour with no history has no estimate: a fresh deployment in
+the middle of a burst says "can't tell yet" rather than promise an hour it has no reason to
+expect.
 """
 
 from __future__ import annotations
@@ -34,26 +35,34 @@ class Pattern:
     by_hour: dict[int, float]
     recent_per_hour: float
 
-    def demand(self, at: datetime, first: bool) -> float:
-        if first:
+    def demand(self, at: datetime, slot: int) -> float | None:
+        """Requests expected in the hour slot starting `at` (slot 0: the rest of this hour);
+        None where nothing tells: an hour after the next with no history."""
+        if slot == 0:
             return self.recent_per_hour
-        return self.by_hour.get(at.hour, self.recent_per_hour)
+        return self.by_hour.get(at.hour, self.recent_per_hour if slot == 1 else None)
 
 
 def _arrivals(session: Session, since: datetime, until: datetime) -> list[datetime]:
+    """Normal jobs admitted, and people refused as busy or paused (once per person and hour:
+    someone retrying every minute is one person's demand, not sixty)."""
     jobs = session.exec(
         select(Job.created_at).where(
             Job.lane == Lane.NORMAL, col(Job.created_at) >= since, col(Job.created_at) < until
         )
     ).all()
     refused = session.exec(
-        select(Rejection.created_at).where(
+        select(Rejection.user_id, Rejection.created_at).where(
             col(Rejection.reason).in_(DEMAND_REASONS),
             col(Rejection.created_at) >= since,
             col(Rejection.created_at) < until,
         )
     ).all()
-    return [*jobs, *refused]
+    firsts: dict[tuple[str, datetime], datetime] = {}
+    for user_id, at in refused:
+        hour = at.replace(minute=0, second=0, microsecond=0)
+        firsts.setdefault((user_id, hour), at)
+    return [*jobs, *firsts.values()]
 
 
 def day_pattern(session: Session, now: datetime) -> Pattern:
@@ -91,14 +100,17 @@ def relax_wait(
     """Seconds until `need` more images fit into spare capacity (normal backlog, relax jobs
     ahead and this one), walking hour by hour; None if not within `horizon`."""
     per_hour = 3600.0 * max(load.workers, 1) / load.seconds_per_image
-    remaining, at, first = float(need), now, True
+    remaining, at, slot = float(need), now, 0
     end = now + horizon
     while at < end:
+        demand = pattern.demand(at, slot)
+        if demand is None:
+            return None
         slot_end = min(at.replace(minute=0, second=0, microsecond=0) + HOUR, end)
         hours = (slot_end - at).total_seconds() / 3600.0
-        spare = max(0.0, per_hour - pattern.demand(at, first)) * hours
+        spare = max(0.0, per_hour - demand) * hours
         if spare >= remaining:
             return (at - now).total_seconds() + remaining / spare * hours * 3600.0
         remaining -= spare
-        at, first = slot_end, False
+        at, slot = slot_end, slot + 1
     return None

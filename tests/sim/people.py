@@ -33,6 +33,9 @@ HABITS = {
 IMPATIENT_SHARE = 0.2  # free people who send a second photo while the first still waits
 BURST_SHARE = 0.85  # the share of people who arrive within the burst
 COME_BACK_S = 1200.0  # told the free limit is lowered "for now", a person tries again later
+LATER_SHARE = 0.5  # people who take "do it when there's room" when a refusal offers it
+LATER_AT_ONCE_S = (1.0, 5.0)  # half of them press the button at once...
+LATER_PONDER_S = (60.0, 600.0)  # ...the others after a while (the offer holds for an hour)
 
 
 @dataclass
@@ -42,12 +45,15 @@ class Person:
     habits: Habits
     arrives: float  # seconds after the start
     impatient: bool
+    later_after_s: float | None = None  # from a relax offer to taking it; None: never takes it
     admitted: int = 0  # requests queued for them
     received: int = 0  # results they got
+    relaxed: int = 0  # relax-lane jobs admitted for them (they wait for it, sending nothing)
+    relax_received: int = 0  # relax-lane results they got
     came_back: bool = False
 
     def wants_more(self) -> bool:
-        return self.admitted < self.habits.wants
+        return self.admitted + self.relaxed < self.habits.wants
 
 
 def population(counts: dict[str, int], burst_s: float, rng: random.Random) -> list[Person]:
@@ -59,8 +65,15 @@ def population(counts: dict[str, int], burst_s: float, rng: random.Random) -> li
             late = rng.random() > BURST_SHARE
             arrives = rng.uniform(burst_s, habits.late_s) if late else rng.uniform(0, burst_s)
             impatient = tier == "free" and rng.random() < IMPATIENT_SHARE
-            people.append(Person(f"console:{tier}{i:03d}", tier, habits, arrives, impatient))
+            user_id = f"console:{tier}{i:03d}"
+            people.append(Person(user_id, tier, habits, arrives, impatient, _later_after(rng)))
     return people
+
+
+def _later_after(rng: random.Random) -> float | None:
+    if rng.random() >= LATER_SHARE:
+        return None
+    return rng.uniform(*(LATER_AT_ONCE_S if rng.random() < 0.5 else LATER_PONDER_S))
 
 
 class PhotoMaker:
@@ -92,6 +105,7 @@ class Answer:
     outcome: Outcome
     wait_s: float | None = None  # busy: the wait the reply named, if it named one
     lowered: bool = False  # quota: the reply says the free limit is lowered for now
+    offer_id: str | None = None  # busy: the refusal offered the relax lane (a button / /later)
 
 
 def _pattern(key: str, *params: str) -> re.Pattern[str]:
@@ -106,6 +120,8 @@ BUSY = _pattern("busy", "wait")
 QUOTA = _pattern("quota_daily", "limit", "reset")
 IN_FLIGHT = _pattern("quota_in_flight")
 SURGE_NOTE = _pattern("surge_note", "limit")
+LATER_QUEUED = _pattern("later_queued", "style", "eta")
+LATER_UNKNOWN = _pattern("later_queued_unknown", "style", "ttl")
 _UNITS = {"hour": 3600, "minute": 60}
 _DURATION = re.compile(r"(\d+) (hour|minute)s?")
 
@@ -121,9 +137,16 @@ def read_reply(reply: Reply) -> Answer:
     if reply.job_id is not None:
         return Answer(Outcome.QUEUED)
     if m := BUSY.match(reply.text):
-        return Answer(Outcome.BUSY, wait_s=parse_duration(m["wait"]))
+        return Answer(Outcome.BUSY, wait_s=parse_duration(m["wait"]), offer_id=reply.offer_id)
     if QUOTA.match(reply.text):
         return Answer(Outcome.QUOTA, lowered=SURGE_NOTE.search(reply.text) is not None)
     if IN_FLIGHT.fullmatch(reply.text):
         return Answer(Outcome.IN_FLIGHT)
     return Answer(Outcome.OTHER)
+
+
+def told_eta(reply: Reply) -> float | None:
+    """The relax lane's estimate in the reply to taking an offer; None when it named none
+    (admitted with "can't tell yet", or not admitted)."""
+    m = LATER_QUEUED.fullmatch(reply.text)
+    return parse_duration(m["eta"]) if m else None

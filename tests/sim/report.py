@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -10,12 +11,13 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
+from bots.core.messages import duration
 from quota.controls import surge_level
 from quota.tiers import TIER_NAMES, Tier
 from storage.db import transaction
-from storage.models import AuditEntry, Job, LedgerEntry, Rejection, Usage, User
+from storage.models import AuditEntry, Job, LedgerEntry, Offer, Rejection, Usage, User
 from storage.settings import Settings
-from tests.sim.people import Answer, Outcome, Person
+from tests.sim.people import LATER_PONDER_S, LATER_SHARE, Answer, Outcome, Person
 
 if TYPE_CHECKING:
     from tests.sim.viral_day import SimConfig, ViralDay
@@ -33,11 +35,26 @@ class Sent:
 
 
 @dataclass(frozen=True)
+class Taken:
+    """One press of "do it when there's room", and what the person read."""
+
+    t: float
+    user_id: str
+    tier: str
+    offered: float  # when the refusal that made the offer came
+    job_id: str | None  # the relax-lane job, if the press admitted one
+    eta_s: float | None  # the estimate told; None: "can't tell yet", or not admitted
+    text: str
+
+
+@dataclass(frozen=True)
 class JobRow:
     id: str
     user_id: str
     tier: str
+    lane: str
     status: str
+    error: str | None
     created: float  # seconds after the start, like every time below
     started: float | None
     finished: float | None
@@ -64,7 +81,9 @@ class DayResult:
     start: datetime
     people: list[Person]
     sent: list[Sent]
+    taken: list[Taken]
     jobs: list[JobRow]
+    offers: list[tuple[str, str, str | None]]  # (offer, user, job it admitted)
     steps: list[SurgeStep]  # audited by the auto surge control, in order
     usage: list[tuple[str, date, int]]  # (user, day, used)
     ledger: list[tuple[str, str, str]]  # (job, user, kind)
@@ -81,7 +100,14 @@ class DayResult:
         return [s for s in self.sent if s.tier == tier and s.answer.outcome == outcome]
 
     def done(self, tier: str) -> list[JobRow]:
-        return [j for j in self.jobs if j.tier == tier and j.status == "done"]
+        """The tier's normal requests that were made: the ones its wait promise covers."""
+        return [j for j in self.normal() if j.tier == tier and j.status == "done"]
+
+    def normal(self) -> list[JobRow]:
+        return [j for j in self.jobs if j.lane == "normal"]
+
+    def relax(self) -> list[JobRow]:
+        return [j for j in self.jobs if j.lane == "relax"]
 
     def free_limit(self, level: int) -> int:
         base, floor = self.tiers["free"].daily_limit, self.settings.surge_min_free_limit
@@ -101,7 +127,9 @@ def _jobs(s: Session, start: datetime) -> list[JobRow]:
             j.id,
             j.user_id,
             j.tier,
+            j.lane,
             j.status,
+            j.error_code,
             _secs(j.created_at, start) or 0.0,
             _secs(j.started_at, start),
             _secs(j.finished_at, start),
@@ -128,7 +156,9 @@ def collect(day: ViralDay, start: datetime, wall_s: float) -> DayResult:
             start=start,
             people=day.people,
             sent=day.sent,
+            taken=day.taken,
             jobs=_jobs(s, start),
+            offers=[(o.id, o.user_id, o.job_id) for o in s.exec(select(Offer)).all()],
             steps=_steps(s, start),
             usage=[(u.user_id, u.day, u.used) for u in s.exec(select(Usage)).all()],
             ledger=[(e.job_id, e.user_id, e.kind) for e in s.exec(select(LedgerEntry)).all()],
@@ -150,8 +180,10 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def mmss(seconds: float) -> str:
+    """'9:59', or from an hour on '1:01:35'."""
     m, s = divmod(round(seconds), 60)
-    return f"{m}:{s:02d}"
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 HEADER = (
@@ -181,6 +213,45 @@ def _row(r: DayResult, tier: str) -> tuple[str, ...]:
         mmss(percentile(waits, 95)),
         mmss(max(waits, default=0.0)),
         f"≤ {mmss(r.tiers[tier].max_wait_s)}",
+    )
+
+
+RELAX_HEADER = (
+    "lane",
+    "offered",
+    "taken",
+    "admitted",
+    "done",
+    "expired/cancelled",
+    "told (p50)",
+    "can't tell",
+    "p50 to result",
+    "p95 to result",
+    "max to result",
+    "promised",
+)
+
+
+def _relax_row(r: DayResult) -> tuple[str, ...]:
+    """Offers made on busy refusals, presses, jobs admitted and how they ended; times from the
+    press (the job's admission) to its result, and the median estimate the reply told."""
+    jobs = r.relax()
+    waits = [j.wait for j in jobs if j.status == "done"]
+    told = [k.eta_s for k in r.taken if k.eta_s is not None]
+    unknown = sum(k.job_id is not None and k.eta_s is None for k in r.taken)
+    return (
+        "relax",
+        str(sum(s.answer.offer_id is not None for s in r.sent)),
+        str(len(r.taken)),
+        str(len(jobs)),
+        str(sum(j.status == "done" for j in jobs)),
+        str(sum(j.status == "cancelled" or j.error == "expired" for j in jobs)),
+        mmss(percentile(told, 50)) if told else "-",
+        str(unknown),
+        mmss(percentile(waits, 50)),
+        mmss(percentile(waits, 95)),
+        mmss(max(waits, default=0.0)),
+        f"within {r.settings.relax_ttl_hours:g} h",
     )
 
 
@@ -218,10 +289,20 @@ def render(r: DayResult) -> str:
             "Waits: request to result, admitted requests. busy: refused with an estimate; quota:",
             "daily limit reached; in-flight: a photo already waiting. Nothing refused was charged.",
             "",
+            table([RELAX_HEADER, _relax_row(r)]),
+            "",
+            textwrap.fill(
+                f"Relax lane: offered with each busy refusal; {LATER_SHARE:.0%} of the people "
+                f"take it (at once or within {duration(LATER_PONDER_S[1])}) and wait for it. "
+                "told: the median estimate the reply gave; can't tell: replies that said it "
+                "can't tell yet. To result: from the press (the job's admission) to the image.",
+                width=88,
+            ),
+            "",
             "Auto surge (free daily limit):",
             surge_timeline(r),
             "",
-            f"{len(r.jobs)} images made in {mmss(r.end_s)} simulated; "
+            f"{sum(j.status == 'done' for j in r.jobs)} images made in {mmss(r.end_s)} simulated; "
             f"{r.wall_s:.1f} s of real time.",
         ]
     )

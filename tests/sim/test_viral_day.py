@@ -16,7 +16,7 @@ import pytest
 
 from quota.tiers import TIER_NAMES
 from tests.dbutil import fresh_database
-from tests.sim.people import Outcome
+from tests.sim.people import LATER_QUEUED, LATER_UNKNOWN, QUOTA, Outcome
 from tests.sim.report import DayResult, JobRow, render
 from tests.sim.viral_day import SimConfig, ViralDay
 
@@ -132,7 +132,7 @@ def test_auto_surge_stepped_the_free_limit_down_and_back_up(day: DayResult) -> N
 
 def test_free_tier_was_served_within_its_bound_while_paid_load_continued(day: DayResult) -> None:
     free, window = day.done("free"), day.tiers["free"].max_wait_s
-    paid = [j for j in day.jobs if j.tier != "free"]
+    paid = [j for j in day.normal() if j.tier != "free"]
     worst = max(free, key=lambda j: j.wait)
     assert worst.wait <= window + tolerance(day)
     # Head starts were used: paid requests that came after the worst-off free request were
@@ -157,3 +157,75 @@ def test_the_day_ended_with_the_queue_drained_and_nothing_in_flight(day: DayResu
     assert day.end_s < day.config.horizon_s, "the day did not settle before the horizon"
     assert not [u for u, n in day.in_flight.items() if n], "in-flight counters left over"
     assert all(p.received == p.admitted for p in day.people), "someone never got a result"
+    made = Counter(j.user_id for j in day.relax() if j.status == "done")
+    assert all(p.relax_received == made[p.user_id] for p in day.people), "a relax result lost"
+
+
+# --- the relax lane ---------------------------------------------------------------------------
+
+
+def test_every_busy_refusal_offered_the_relax_lane_and_a_press_admitted_it(
+    day: DayResult,
+) -> None:
+    busy = [s for s in day.sent if s.answer.outcome == Outcome.BUSY]
+    # Each request carries its source and nobody who holds a relax job sends another photo
+    # (the free tier's relax cap is 1): so every busy refusal, and nothing else, made an offer.
+    assert all(s.answer.offer_id for s in busy)
+    assert sorted(o for o, _, _ in day.offers) == sorted(s.answer.offer_id or "" for s in busy)
+    assert len(day.relax()) >= 3, "too few took the offer to test the relax lane"
+    # Admitted: told an estimate, or honestly that it can't tell yet. Not admitted: the daily
+    # limit (lowered by the surge since the offer was made).
+    for k in day.taken:
+        patterns = (LATER_QUEUED, LATER_UNKNOWN) if k.job_id else (QUOTA,)
+        assert any(p.match(k.text) for p in patterns), k
+
+
+def test_relax_jobs_ran_only_when_no_normal_request_waited(day: DayResult) -> None:
+    normal = day.normal()
+    for job in day.relax():
+        if job.started is None:  # expired unmade (see test_relax_jobs_were_made_...)
+            continue
+        waiting = [n.id for n in normal if n.created < job.started < (n.started or day.end_s + 1)]
+        assert not waiting, f"relax job {job.id} started while {waiting[:3]} waited"
+    # They shared the day: normal requests were admitted while relax jobs waited, and their
+    # promise (test_admitted_requests_waited_no_longer_than_their_tier_maximum, normal lane
+    # only) held all the same.
+    shared = [
+        n for n in normal if any(r.created < n.created < (r.started or 0) for r in day.relax())
+    ]
+    assert len(shared) >= 10, "relax jobs never waited beside normal requests"
+
+
+def test_relax_jobs_were_made_once_the_burst_passed(day: DayResult) -> None:
+    ttl = day.settings.relax_ttl_hours * 3600
+    for job in day.relax():  # one not made must have expired, and only once its time was up
+        if job.status != "done":
+            assert (job.status, job.error) == ("failed", "expired"), job
+            assert (job.finished or 0) >= job.created + ttl, f"{job.id} expired early"
+    # The day is shorter than the time limit: none could expire, so each one was made.
+    assert day.end_s < ttl, "the day outlasted the relax lane's time limit"
+    assert all(j.status == "done" and (j.finished or ttl) <= day.end_s for j in day.relax())
+    # Once the burst passed (the free limit back up, the normal queue drained) there was room,
+    # and the lane drained within the free tier's max wait of that moment.
+    back_up = next(s.t for s in day.steps if s.after == 0)
+    last = max(j.finished or 0 for j in day.relax())
+    assert last <= back_up + day.tiers["free"].max_wait_s, (last, back_up)
+
+
+def test_no_relax_job_was_lost_or_charged_twice(day: DayResult) -> None:
+    pressed = sorted(k.job_id for k in day.taken if k.job_id)
+    # One job per press that admitted one, one press per job, and each job from one offer.
+    assert pressed == sorted(j.id for j in day.relax())
+    assert pressed == sorted(job for _, _, job in day.offers if job)
+    entries = Counter((job_id, kind) for job_id, _, kind in day.ledger)
+    for job in day.relax():
+        settled, never = ("commit", "refund") if job.status == "done" else ("refund", "commit")
+        assert entries[(job.id, "reserve")] == 1, job.id
+        assert (entries[(job.id, settled)], entries[(job.id, never)]) == (1, 0), job.id
+    # Each person got each relax result made once; the day's usage counts exactly the images
+    # made (a relax job that expired was given back).
+    assert sum(p.relaxed for p in day.people) == len(pressed)
+    relax_made = Counter(j.user_id for j in day.relax() if j.status == "done")
+    assert all(p.relax_received == relax_made[p.user_id] for p in day.people)
+    made = Counter(j.user_id for j in day.jobs if j.status == "done")
+    assert {u: used for u, _, used in day.usage if used} == dict(made)

@@ -2,9 +2,10 @@
 
 Requests go through `Core.submit` (admission, quota reservation, enqueue), a pool of simulated
 GPU workers of fixed throughput claims them in the SQL queue order and settles them with the
-real lifecycle, and `Maintenance.run_once` (auto surge, reaper) runs every few seconds; only
-the clock is simulated. `python -m tests.sim.viral_day [--db postgres] [--share 0.25]` prints
-the summary table.
+real lifecycle, and `Maintenance.run_once` (auto surge, reaper, relax expiry) runs every few
+seconds; only the clock is simulated. Half the people take the relax lane's offer ("do it when
+there's room") when refused as busy, and wait for that result instead of trying again.
+`python -m tests.sim.viral_day [--db postgres] [--share 0.25]` prints the summary table.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from quota.controls import surge_level
 from storage.db import transaction
 from storage.jobs import ensure_user
 from storage.migrate import upgrade
-from storage.models import Job
+from storage.models import Job, Lane
 from storage.settings import Settings
 from tests.sim.engine import Events, SimClock, WorkerPool
 from tests.sim.people import (
@@ -45,8 +46,9 @@ from tests.sim.people import (
     PhotoMaker,
     population,
     read_reply,
+    told_eta,
 )
-from tests.sim.report import DayResult, Sent, collect, render
+from tests.sim.report import DayResult, Sent, Taken, collect, render
 
 START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 STYLES = ("ghibli", "arcane")
@@ -105,6 +107,8 @@ class ViralDay:
         self.people = population(config.people, config.burst_s, self.rng)
         self.photos = PhotoMaker(config.seed)
         self.sent: list[Sent] = []
+        self.taken: list[Taken] = []
+        self.kept: dict[str, bytes] = {}  # source -> photo: what the platform would still hold
         self.owner: dict[str, Person] = {}
         self._keys = itertools.count(1)
 
@@ -153,16 +157,22 @@ class ViralDay:
 
     # --- people ----------------------------------------------------------------------------
 
+    @staticmethod
+    def _sender(p: Person) -> Sender:
+        return Sender(p.user_id, p.user_id.partition(":")[2], "en")
+
     def _send(self, p: Person) -> None:
         if not p.wants_more():
             return
         data = self.photos()
+        key = f"sim:{next(self._keys)}"
         req = ImageRequest(
-            sender=Sender(p.user_id, p.user_id.partition(":")[2], "en"),
+            sender=self._sender(p),
             target=ReplyTarget("console", p.user_id),
             style=self.rng.choice(STYLES),
-            idempotency_key=f"sim:{next(self._keys)}",
+            idempotency_key=key,
             fetch=lambda: data,
+            source=key,  # the photo can be fetched again: a refusal may offer the relax lane
         )
         reply = self.core.submit(req)
         answer = read_reply(reply)
@@ -170,7 +180,25 @@ class ViralDay:
         if reply.job_id is not None:
             p.admitted += 1
             self.owner[reply.job_id] = p
+        if answer.offer_id is not None and p.later_after_s is not None:
+            self.kept[key] = data  # they take the offer, then wait for it instead of retrying
+            take = partial(self._take_offer, p, answer.offer_id, self.clock.t)
+            self.events.at(self.clock.t + p.later_after_s, take)
+            return
         self._react(p, answer)
+
+    def _take_offer(self, p: Person, offer_id: str, offered: float) -> None:
+        """ "Do it when there's room": the core fetches the photo again from its source."""
+        reply = self.core.accept_later(self._sender(p), offer_id, self.kept.pop)
+        taken = Taken(
+            self.clock.t, p.user_id, p.tier, offered, reply.job_id, told_eta(reply), reply.text
+        )
+        self.taken.append(taken)
+        if reply.job_id is None:  # e.g. the free limit was lowered meanwhile: read as any reply
+            self._react(p, read_reply(reply))
+            return
+        p.relaxed += 1
+        self.owner[reply.job_id] = p
 
     def _react(self, p: Person, answer: Answer) -> None:
         """What the person does next; a result (see _finish) brings the next photo."""
@@ -196,7 +224,10 @@ class ViralDay:
     def _finish(self, worker_id: str, job: Job) -> None:
         self.pool.finish(worker_id, job, self.clock())
         p = self.owner[job.id]
-        p.received += 1
+        if job.lane == Lane.RELAX:
+            p.relax_received += 1
+        else:
+            p.received += 1
         self.events.at(self.clock.t + self.rng.uniform(*p.habits.think_s), partial(self._send, p))
 
 

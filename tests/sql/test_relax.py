@@ -233,11 +233,17 @@ def test_the_estimate_walks_the_day_pattern_for_spare_capacity() -> None:
     wait = relax_wait(pattern, load, now, need=300, horizon=timedelta(hours=24))
     assert wait == pytest.approx(2.5 * 3600 + 0.5 * 3600)  # noon, then half an hour
     # No quiet hour within the horizon: no promise.
-    always = Pattern({}, 1500.0)
+    always = Pattern({h: 1500.0 for h in range(24)}, 1500.0)
     assert relax_wait(always, load, now, need=1, horizon=timedelta(hours=24)) is None
     # Quiet now: just the drain time of what is ahead at the spare rate.
     quiet = Pattern({}, 0.0)
-    assert relax_wait(quiet, load, now, need=10, horizon=timedelta(hours=1)) == pytest.approx(36)
+    assert relax_wait(quiet, load, now, need=10, horizon=timedelta(hours=24)) == pytest.approx(36)
+    # No history: the last minutes' demand stands for this hour and the next, no further.
+    fresh = Pattern({}, 900.0)  # 100 spare an hour: 50 by 10:00, 100 more by 11:00
+    assert relax_wait(fresh, load, now, need=100, horizon=timedelta(hours=24)) == pytest.approx(
+        3600
+    )
+    assert relax_wait(fresh, load, now, need=200, horizon=timedelta(hours=24)) is None
 
 
 def test_a_relax_job_gets_a_new_token_only_once_no_normal_job_waits(
