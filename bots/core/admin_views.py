@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bots.core.messages import duration, t
 from bots.core.requests import Reply
@@ -14,7 +14,7 @@ from quota import next_reset, quota_day
 from quota.admission import fair_sort_key
 from quota.capacity import count_status, jobs_ahead, measure
 from quota.controls import capacity_mode, free_limit_now
-from quota.payments import revenue
+from quota.payments import PURCHASE, TAKEN_BACK, revenue
 from quota.stats import (
     jobs_today_by_tier,
     queued_by_tier,
@@ -22,7 +22,7 @@ from quota.stats import (
     rejections_since,
     user_done_count,
 )
-from storage.models import JobStatus, User
+from storage.models import JobStatus, Payment, User
 
 
 def _per_tier(counts: dict[str, int]) -> str:
@@ -88,11 +88,41 @@ def whois_view(core: Core, s: Session, user: User, loc: str) -> Reply:
         banned=t("is_banned" if user.banned else "not_banned", loc), used=a.used, limit=a.limit,
         credits=a.credits, in_flight=user.in_flight, done=user_done_count(s, user.id),
     )  # fmt: skip
-    if user.tier_until is None:
-        return Reply(text)
-    until = core.shop.when(user.tier_until, loc)
-    note = t("whois_pass", loc, tier=user.tier, until=until, base=user.base_tier or "free")
-    return Reply(" ".join([text, note]))
+    notes = _payments(s, user.id, loc)
+    if user.tier_until is not None:
+        until = core.shop.when(user.tier_until, loc)
+        base = user.base_tier or "free"
+        notes.insert(0, t("whois_pass", loc, tier=user.tier, until=until, base=base))
+    return Reply(" ".join([text, *notes]))
+
+
+def _payments(s: Session, user_id: str, loc: str, last: int = 5) -> list[str]:
+    """The person's last purchases with their charge ids: what an admin's /refund takes."""
+    bought = s.exec(
+        select(Payment)
+        .where(Payment.user_id == user_id, Payment.event == PURCHASE)
+        .order_by(col(Payment.id).desc())
+        .limit(last)
+    ).all()
+    if not bought:
+        return []
+    taken = set(
+        s.exec(
+            select(Payment.charge_id).where(
+                Payment.user_id == user_id, col(Payment.event).in_(TAKEN_BACK)
+            )
+        ).all()
+    )
+    items = [
+        t(
+            "whois_payment_refunded" if p.charge_id in taken else "whois_payment",
+            loc,
+            product=p.product,
+            charge=p.charge_id,
+        )
+        for p in bought
+    ]
+    return [t("whois_payments", loc, payments=", ".join(items))]
 
 
 def refund_notes(core: Core, result: RefundResult, loc: str) -> list[str]:

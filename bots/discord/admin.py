@@ -70,3 +70,8 @@ class AdminGroup(app_commands.Group):
     @app_commands.describe(user=text("opt_user"))
     async def whois(self, interaction: discord.Interaction, user: discord.User) -> None:
         await self.flows.run_admin(interaction, "whois", user_id(user))
+
+    @app_commands.command(name="refund", description=text("adm_refund"))
+    @app_commands.describe(charge=text("opt_charge"))
+    async def refund(self, interaction: discord.Interaction, charge: str) -> None:
+        await self.flows.run_admin(interaction, "refund", charge)

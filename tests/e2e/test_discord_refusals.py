@@ -25,6 +25,7 @@ ADMIN_VERBS = {
     "capacity": [{"name": "mode", "type": 3, "value": "closed"}],
     "stats": [],
     "whois": [],
+    "refund": [{"name": "charge", "type": 3, "value": "ch-1"}],
 }
 TAKES_A_USER = {"grant", "settier", "ban", "unban", "whois"}
 

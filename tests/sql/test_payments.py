@@ -245,7 +245,18 @@ def test_whois_shows_the_running_pass(shop_core: Core) -> None:
     buy(shop_core, "plus30", "ch-1")
     whois = admin_run(shop_core, f"whois {ANN.user_id}")[0]
     assert "tier plus" in whois
-    assert whois.endswith("Pass: plus until 30 Dec 2026, 12:00 UTC, then free.")
+    assert whois.endswith(
+        "Pass: plus until 30 Dec 2026, 12:00 UTC, then free. Last payments: plus30 (charge ch-1)."
+    )
+
+
+def test_whois_lists_the_last_payments_with_their_charge_ids(shop_core: Core) -> None:
+    shop_core.shop.register_refunder("telegram", Refunder())
+    buy(shop_core, "pack10", "ch-1")
+    buy(shop_core, "pack50", "ch-2")
+    assert admin_run(shop_core, "refund ch-1")[1]
+    whois = admin_run(shop_core, f"whois {ANN.user_id}")[0]
+    assert whois.endswith("Last payments: pack50 (charge ch-2), pack10 (charge ch-1, refunded).")
 
 
 def test_settier_ends_a_running_pass_so_the_admins_choice_stands(
