@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -57,6 +57,23 @@ def runtime(settings: Settings, queue: RecordingQueue) -> Iterator[Runtime]:
     pretend_a_worker_is_live(rt)
     yield rt
     rt.engine.dispose()
+
+
+class Clock:
+    """A clock the test moves by hand (runtime.clock = Clock(start))."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock(request: pytest.FixtureRequest, runtime: Runtime) -> Clock:
+    """The runtime's clock, starting at the test module's T0."""
+    runtime.clock = clock = Clock(request.module.T0)
+    return clock
 
 
 @pytest.fixture

@@ -18,26 +18,11 @@ from quota.lifecycle import finish_done
 from storage.db import transaction
 from storage.jobs import claim_next
 from storage.models import AuditEntry, Job, Rejection, User, WorkerBeat
-from tests.conftest import make_photo
+from tests.conftest import Clock, make_photo
 
 pytestmark = pytest.mark.sql
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock(runtime: Runtime) -> Clock:
-    clock = Clock()
-    runtime.clock = clock
-    return clock
 
 
 def photos(tmp_path: Path, n: int) -> list[Path]:

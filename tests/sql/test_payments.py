@@ -16,6 +16,7 @@ from bots.core import Admin, AdminRequest, Command, Core, Maintenance, Runtime, 
 from quota.products import EXAMPLE
 from storage.db import transaction
 from storage.models import AuditEntry, Payment, User
+from tests.conftest import Clock
 
 pytestmark = pytest.mark.sql
 
@@ -38,20 +39,6 @@ discord_sku = "9002"
 title = { en = "Pro week" }
 description = { en = "Pro for 7 days." }
 """
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock(runtime: Runtime) -> Clock:
-    runtime.clock = clock = Clock()
-    return clock
 
 
 @pytest.fixture

@@ -22,26 +22,11 @@ from quota.relax import Pattern, relax_wait
 from storage.db import transaction
 from storage.jobs import claim_batch
 from storage.models import Job, JobStatus, LedgerEntry, Offer, Usage, User
-from tests.conftest import make_photo
+from tests.conftest import Clock, make_photo
 
 pytestmark = pytest.mark.sql
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock(runtime: Runtime) -> Clock:
-    clock = Clock()
-    runtime.clock = clock
-    return clock
 
 
 def photos(tmp_path: Path, n: int) -> list[Path]:

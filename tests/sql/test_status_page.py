@@ -124,7 +124,7 @@ def test_the_busy_reply_links_to_the_status_page(
     text = _busy(runtime, core, tmp_path, "en")
     busy = t("busy", "en", wait=duration(60, "en"))
     link = t("status_link", "en", url="https://status.example.com/")
-    assert text == f"{busy} {link}"
+    assert text == f"{busy} {link} {t('later_offer_console', 'en')}"  # then the relax offer
 
 
 def test_the_arabic_busy_reply_links_to_the_arabic_page(
@@ -134,14 +134,16 @@ def test_the_arabic_busy_reply_links_to_the_arabic_page(
         update={"status_url": "https://status.example.com/"}
     )
     text = _busy(runtime, core, tmp_path, "ar")
-    assert text.endswith(t("status_link", "ar", url="https://status.example.com/ar"))
+    link = t("status_link", "ar", url="https://status.example.com/ar")
+    assert text.endswith(f"{link} {t('later_offer_console', 'ar')}")
     assert text.startswith(t("busy", "ar", wait=duration(60, "ar")))
 
 
 def test_without_a_status_url_the_busy_reply_is_unchanged(
     runtime: Runtime, core: Core, tmp_path: Path
 ) -> None:
-    assert _busy(runtime, core, tmp_path, "en") == t("busy", "en", wait=duration(60, "en"))
+    busy = t("busy", "en", wait=duration(60, "en"))
+    assert _busy(runtime, core, tmp_path, "en") == f"{busy} {t('later_offer_console', 'en')}"
 
 
 # --- the page's life in a bot process ---------------------------------------------------------
