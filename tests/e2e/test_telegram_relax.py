@@ -83,7 +83,9 @@ def button_of(call: Call) -> dict[str, Any]:
     return dict(button)
 
 
-def test_paused_offer_pressed_then_made_when_there_is_room(stack: Stack, tmp_path: Path) -> None:
+def test_paused_offer_pressed_then_made_when_there_is_room_and_once_only(
+    stack: Stack, tmp_path: Path
+) -> None:
     emu, uid = stack.emulator, 8101
     who, me = user(uid), f"telegram:{uid}"
     capacity(stack, "paused-free", before="open")
@@ -135,11 +137,13 @@ def test_paused_offer_pressed_then_made_when_there_is_room(stack: Stack, tmp_pat
     assert job.status == JobStatus.DONE and job.lane == Lane.RELAX and stack.used(me) == 1
     settle()
     assert len(emu.calls_of("sendPhoto", chat_id=uid)) == 1
+    the_same_photo_offered_again_sends_that_result(stack, uid)
 
 
-def test_an_offer_for_a_photo_made_earlier_today_sends_that_result(stack: Stack) -> None:
-    """The same photo and style as the first test's: the press answers with the kept result."""
-    emu, uid = stack.emulator, 8101
+def the_same_photo_offered_again_sends_that_result(stack: Stack, uid: int) -> None:
+    """The same photo and style, refused and offered again: the press answers with the kept
+    result, uncharged, and makes nothing new."""
+    emu = stack.emulator
     who, me = user(uid), f"telegram:{uid}"
     capacity(stack, "paused-free", before="open")
     try:
