@@ -4,10 +4,11 @@ A relax job runs on spare capacity only: what the workers can do in an hour minu
 demand arriving in that hour. Before it, the queued normal backlog and the relax jobs ahead of
 it must be made. Demand for each coming hour is read from the same hour of the last days
 (normal jobs admitted, plus each person refused as busy or paused once per hour: what people
-asked for, not how often they retried); the rest of this hour and the next take the demand of
-the last minutes. Beyond that, an hour with no history has no estimate: a fresh deployment in
-the middle of a burst says "can't tell yet" rather than promise an hour it has no reason to
-expect.
+asked for, not how often they retried). The rest of this hour expects what its history still
+has to bring, or, on a day busier than its history (or with none), the last minutes' rate;
+an hour with no history takes that rate too, for the next hour only. Beyond that, an hour
+with no history has no estimate: a fresh deployment in the middle of a burst says "can't tell
+yet" rather than promise an hour it has no reason to expect.
 """
 
 from __future__ import annotations
@@ -30,17 +31,26 @@ DEMAND_REASONS = ("busy", "paused")  # refusals that were demand for a GPU
 
 @dataclass(frozen=True)
 class Pattern:
-    """Requests per hour: for each hour of the day seen in the history, and in the last minutes."""
+    """Requests per hour of the day in the history, in the last minutes, and so far this hour."""
 
     by_hour: dict[int, float]
     recent_per_hour: float
+    this_hour: float = 0.0  # requests since this hour began
 
-    def demand(self, at: datetime, slot: int) -> float | None:
-        """Requests expected in the hour slot starting `at` (slot 0: the rest of this hour);
-        None where nothing tells: an hour after the next with no history."""
+    def expected(self, at: datetime, hours: float, slot: int) -> float | None:
+        """Requests expected in the slot of `hours` starting `at` (slot 0: the rest of this
+        hour); None where nothing tells: an hour after the next with no history.
+
+        The rest of this hour: what its history still has to come, while the day keeps within
+        its history (a burst that usually ends within the hour ends); on a day busier than
+        any before, the last minutes' rate."""
+        usual = self.by_hour.get(at.hour)
         if slot == 0:
-            return self.recent_per_hour
-        return self.by_hour.get(at.hour, self.recent_per_hour if slot == 1 else None)
+            if usual is not None and self.this_hour < usual:
+                return usual - self.this_hour
+            return self.recent_per_hour * hours
+        rate = usual if usual is not None else self.recent_per_hour if slot == 1 else None
+        return None if rate is None else rate * hours
 
 
 def _arrivals(session: Session, since: datetime, until: datetime) -> list[datetime]:
@@ -78,8 +88,10 @@ def day_pattern(session: Session, now: datetime) -> Pattern:
     if days_seen:
         for hour in range(24):
             by_hour[hour] = sum(counts[(d, hour)] for d in days_seen) / len(days_seen)
-    recent = len(_arrivals(session, now - RECENT, now + timedelta(seconds=1)))
-    return Pattern(by_hour, recent * (HOUR / RECENT))
+    soon = now + timedelta(seconds=1)
+    recent = len(_arrivals(session, now - RECENT, soon))
+    this_hour = len(_arrivals(session, now.replace(minute=0, second=0, microsecond=0), soon))
+    return Pattern(by_hour, recent * (HOUR / RECENT), this_hour)
 
 
 def relax_ahead(session: Session, job: Job | None) -> int:
@@ -103,12 +115,12 @@ def relax_wait(
     remaining, at, slot = float(need), now, 0
     end = now + horizon
     while at < end:
-        demand = pattern.demand(at, slot)
-        if demand is None:
-            return None
         slot_end = min(at.replace(minute=0, second=0, microsecond=0) + HOUR, end)
         hours = (slot_end - at).total_seconds() / 3600.0
-        spare = max(0.0, per_hour - demand) * hours
+        demand = pattern.expected(at, hours, slot)
+        if demand is None:
+            return None
+        spare = max(0.0, per_hour * hours - demand)
         if spare >= remaining:
             return (at - now).total_seconds() + remaining / spare * hours * 3600.0
         remaining -= spare

@@ -229,6 +229,17 @@ def test_the_estimate_walks_the_day_pattern_for_spare_capacity() -> None:
         3600
     )
     assert relax_wait(fresh, load, now, need=200, horizon=timedelta(hours=24)) is None
+    # A burst this hour that its history says ends within it: 1200 usual by 10:00, 1100 come
+    # already, so the rest of the hour (500 images of room) expects 100 more.
+    ending = Pattern({9: 1200.0, 10: 100.0}, 1500.0, this_hour=1100.0)
+    assert relax_wait(ending, load, now, need=200, horizon=timedelta(hours=24)) == pytest.approx(
+        0.5 * 3600 * 200 / 400
+    )
+    # A day already busier than its history: the last minutes' rate for the rest of the hour.
+    bigger = Pattern({9: 1000.0, 10: 100.0}, 1500.0, this_hour=1100.0)
+    assert relax_wait(bigger, load, now, need=200, horizon=timedelta(hours=24)) == pytest.approx(
+        1800 + 3600 * 200 / 900
+    )
 
 
 def test_a_relax_job_gets_a_new_token_only_once_no_normal_job_waits(
