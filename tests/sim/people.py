@@ -36,6 +36,7 @@ COME_BACK_S = 1200.0  # told the free limit is lowered "for now", a person tries
 LATER_SHARE = 0.5  # people who take "do it when there's room" when a refusal offers it
 LATER_AT_ONCE_S = (1.0, 5.0)  # half of them press the button at once...
 LATER_PONDER_S = (60.0, 600.0)  # ...the others after a while (the offer holds for an hour)
+STYLES = ("ghibli", "arcane")
 
 
 @dataclass

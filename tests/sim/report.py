@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from bots.core.messages import duration
 from quota.controls import surge_level
+from quota.relax import day_pattern
 from quota.tiers import TIER_NAMES, Tier
 from storage.db import transaction
 from storage.models import AuditEntry, Job, LedgerEntry, Offer, Rejection, Usage, User
@@ -67,6 +68,27 @@ class JobRow:
 
 
 @dataclass(frozen=True)
+class Estimate:
+    """A relax estimate told on a press, against what happened."""
+
+    t: float  # the press (the relax job's admission)
+    told: float  # seconds, as the reply said them (whole minutes)
+    actual: float  # from the press to the result
+    ahead: int  # images to make first, this one included: normal queued, relax queued before
+
+    @property
+    def ratio(self) -> float:
+        return self.told / self.actual
+
+
+def _ahead(jobs: list[JobRow], t: float) -> int:
+    """What a relax job admitted at `t` waits for: every normal job queued then, the relax jobs
+    queued before it, and itself (as quota.relax counts it)."""
+    queued = [j for j in jobs if j.created <= t < (math.inf if j.started is None else j.started)]
+    return sum(j.lane == "normal" or j.created < t for j in queued) + 1
+
+
+@dataclass(frozen=True)
 class SurgeStep:
     t: float
     before: int
@@ -89,6 +111,7 @@ class DayResult:
     ledger: list[tuple[str, str, str]]  # (job, user, kind)
     in_flight: dict[str, int]  # user -> in-flight counter at the end
     rejections: Counter[tuple[str, str]]  # (tier, reason) -> rows in SQL
+    pattern: dict[int, float]  # the earlier days' demand by hour, as the relax estimate reads it
     final_level: int
     end_s: float  # simulated seconds the day ran
     wall_s: float  # real seconds it took
@@ -109,6 +132,19 @@ class DayResult:
     def relax(self) -> list[JobRow]:
         return [j for j in self.jobs if j.lane == "relax"]
 
+    def hour(self, t: float) -> int:
+        """The hour of day at `t` seconds after the start."""
+        return (self.start + timedelta(seconds=t)).hour
+
+    def estimates(self) -> list[Estimate]:
+        """Each press admitted with an estimate, and when its result came."""
+        jobs = {j.id: j for j in self.relax()}
+        return [
+            Estimate(k.t, k.eta_s, jobs[k.job_id].wait, _ahead(self.jobs, k.t))
+            for k in self.taken
+            if k.job_id is not None and k.eta_s is not None and jobs[k.job_id].finished
+        ]
+
     def free_limit(self, level: int) -> int:
         base, floor = self.tiers["free"].daily_limit, self.settings.surge_min_free_limit
         return max(min(floor, base), base - level)
@@ -121,7 +157,10 @@ def _secs(dt: datetime | None, start: datetime) -> float | None:
 
 
 def _jobs(s: Session, start: datetime) -> list[JobRow]:
-    rows = s.exec(select(Job).order_by(col(Job.created_at))).all()
+    """The day's jobs (not the earlier days' seeded ones)."""
+    rows = s.exec(
+        select(Job).where(col(Job.created_at) >= start).order_by(col(Job.created_at))
+    ).all()
     return [
         JobRow(
             j.id,
@@ -163,7 +202,11 @@ def collect(day: ViralDay, start: datetime, wall_s: float) -> DayResult:
             usage=[(u.user_id, u.day, u.used) for u in s.exec(select(Usage)).all()],
             ledger=[(e.job_id, e.user_id, e.kind) for e in s.exec(select(LedgerEntry)).all()],
             in_flight={u.id: u.in_flight for u in s.exec(select(User)).all()},
-            rejections=Counter((r.tier, r.reason) for r in s.exec(select(Rejection)).all()),
+            rejections=Counter(
+                (r.tier, r.reason)
+                for r in s.exec(select(Rejection).where(col(Rejection.created_at) >= start)).all()
+            ),
+            pattern=day_pattern(s, start).by_hour,
             final_level=surge_level(s),
             end_s=day.clock.t,
             wall_s=wall_s,
@@ -228,8 +271,16 @@ RELAX_HEADER = (
     "p50 to result",
     "p95 to result",
     "max to result",
+    "told/actual (p50)",
+    "late",
     "promised",
 )
+ROUNDING_S = 30.0  # the reply names whole minutes
+
+
+def late(r: DayResult, e: Estimate) -> bool:
+    """The result came after the time told: past its rounding and one image's service time."""
+    return e.actual > e.told + ROUNDING_S + r.config.service_s
 
 
 def _relax_row(r: DayResult) -> tuple[str, ...]:
@@ -238,6 +289,7 @@ def _relax_row(r: DayResult) -> tuple[str, ...]:
     jobs = r.relax()
     waits = [j.wait for j in jobs if j.status == "done"]
     told = [k.eta_s for k in r.taken if k.eta_s is not None]
+    estimates = r.estimates()
     unknown = sum(k.job_id is not None and k.eta_s is None for k in r.taken)
     return (
         "relax",
@@ -251,8 +303,39 @@ def _relax_row(r: DayResult) -> tuple[str, ...]:
         mmss(percentile(waits, 50)),
         mmss(percentile(waits, 95)),
         mmss(max(waits, default=0.0)),
+        f"{percentile([e.ratio for e in estimates], 50):.2f}x" if estimates else "-",
+        str(sum(late(r, e) for e in estimates)),
         f"within {r.settings.relax_ttl_hours:g} h",
     )
+
+
+def _demand(r: DayResult) -> Counter[int]:
+    """This day's demand per hour as the estimate counts it: normal jobs admitted, and each
+    person refused as busy once per hour."""
+    busy = {(s.user_id, r.hour(s.t)) for s in r.sent if s.answer.outcome == Outcome.BUSY}
+    return Counter([*(r.hour(j.created) for j in r.normal()), *(h for _, h in busy)])
+
+
+def _history(r: DayResult) -> str:
+    days = r.config.history_days
+    if not days:
+        return (
+            "History: none in SQL (a fresh database): past the next hour, the estimate can't tell."
+        )
+    hours = ", ".join(f"{h:02d}:00 {n:.0f}" for h, n in sorted(r.pattern.items()) if n) or "none"
+    text = (
+        f"History: {days} earlier day{'s' * (days > 1)} of the same burst in SQL; demand the "
+        f"estimate reads per hour of day (mean of those days): {hours}; other hours 0. This "
+        f"day: {', '.join(f'{h:02d}:00 {n}' for h, n in sorted(_demand(r).items()))}."
+    )
+    if estimates := r.estimates():
+        ratios = sorted(e.ratio for e in estimates)
+        text += (
+            f" Told/actual from {ratios[0]:.2f}x to {ratios[-1]:.2f}x; {len(estimates)} "
+            f"estimates, {sum(late(r, e) for e in estimates)} late (result after the time told "
+            f"+ {ROUNDING_S:g} s rounding + one service time)."
+        )
+    return textwrap.fill(text, width=88)
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
@@ -298,6 +381,7 @@ def render(r: DayResult) -> str:
                 "can't tell yet. To result: from the press (the job's admission) to the image.",
                 width=88,
             ),
+            _history(r),
             "",
             "Auto surge (free daily limit):",
             surge_timeline(r),

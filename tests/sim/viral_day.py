@@ -4,8 +4,10 @@ Requests go through `Core.submit` (admission, quota reservation, enqueue), a poo
 GPU workers of fixed throughput claims them in the SQL queue order and settles them with the
 real lifecycle, and `Maintenance.run_once` (auto surge, reaper, relax expiry) runs every few
 seconds; only the clock is simulated. Half the people take the relax lane's offer ("do it when
-there's room") when refused as busy, and wait for that result instead of trying again.
-`python -m tests.sim.viral_day [--db postgres] [--share 0.25]` prints the summary table.
+there's room") when refused as busy, and wait for that result instead of trying again. The
+database starts with the same burst on each of the days before (tests.sim.history), which the
+relax lane's estimate reads. `python -m tests.sim.viral_day [--db postgres] [--share 0.25]
+[--history-days 3]` prints the summary table.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ from storage.migrate import upgrade
 from storage.models import Job, Lane
 from storage.settings import Settings
 from tests.sim.engine import Events, SimClock, WorkerPool
+from tests.sim.history import past_days, seed
 from tests.sim.people import (
     COME_BACK_S,
+    STYLES,
     Answer,
     Outcome,
     Person,
@@ -51,7 +55,6 @@ from tests.sim.people import (
 from tests.sim.report import DayResult, Sent, Taken, collect, render
 
 START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
-STYLES = ("ghibli", "arcane")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class SimConfig:
     tick_s: float = 5.0  # maintenance (auto surge + reaper) and worker heartbeats
     horizon_s: float = 4 * 3600.0  # the longest the day may run
     seed: int = 2026
+    history_days: int = 3  # earlier days with the same burst, in SQL before the day starts
     # The defaults of storage.settings, spelled out so the summary can print them.
     surge: dict[str, int] = field(
         default_factory=lambda: {
@@ -105,6 +109,7 @@ class ViralDay:
         self.events = Events(self.clock)
         self.rng = random.Random(config.seed)
         self.people = population(config.people, config.burst_s, self.rng)
+        seed(self.rt.engine, START, past_days(self.people, self.rt.tiers, config))
         self.photos = PhotoMaker(config.seed)
         self.sent: list[Sent] = []
         self.taken: list[Taken] = []
@@ -236,10 +241,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--seed", type=int, default=SimConfig().seed)
     parser.add_argument("--share", type=float, default=1.0, help="of the people and throughput")
+    parser.add_argument("--history-days", type=int, default=SimConfig().history_days)
     args = parser.parse_args(argv)
     from tests.dbutil import fresh_database
 
-    config = SimConfig(seed=args.seed).scaled(args.share)
+    config = SimConfig(seed=args.seed, history_days=args.history_days).scaled(args.share)
     with tempfile.TemporaryDirectory() as tmp, fresh_database(args.db, Path(tmp)) as url:
         result = ViralDay(url, Path(tmp) / "data", config).run()
         print(render(result))
