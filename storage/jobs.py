@@ -273,16 +273,17 @@ def undelivered_count(session: Session, user_id: str) -> int:
 
 def earlier_result(session: Session, user_id: str, digest: str, day: date) -> Job | None:
     """A finished job of this user for the same photo and style on the same quota day."""
-    return session.exec(
-        select(Job)
-        .where(
+    # The latest is picked here, not by ORDER BY finished_at: SQLite would rather walk every
+    # done job in finish order than use (user_id, input_digest) for the few that match.
+    found = session.exec(
+        select(Job).where(
             Job.user_id == user_id,
             Job.input_digest == digest,
             Job.quota_day == day,
             Job.status == JobStatus.DONE,
         )
-        .order_by(col(Job.finished_at).desc())
-    ).first()
+    ).all()
+    return max(found, key=lambda job: job.finished_at or job.created_at, default=None)
 
 
 def waiting_jobs(session: Session, platform: str, limit: int = 500) -> list[Job]:

@@ -64,6 +64,11 @@ class Job(SQLModel, table=True):
         Index("ix_jobs_status_finished_at", "status", "finished_at"),
         # The worker's pick: queued jobs, normal lane first, then queue order.
         Index("ix_jobs_status_lane_sort_key", "status", "lane", "sort_key"),
+        # The relax estimate reads the normal lane's arrivals by time, over days.
+        Index("ix_jobs_lane_created_at", "lane", "created_at"),
+        # Every admission looks for the same photo made earlier: without this SQLite walks
+        # every done job by finish time.
+        Index("ix_jobs_user_id_input_digest", "user_id", "input_digest"),
     )
 
     id: str = Field(primary_key=True, max_length=32)

@@ -24,6 +24,8 @@ def upgrade() -> None:
             sa.Column("lane", sa.String(length=8), nullable=False, server_default="normal")
         )
         batch_op.create_index("ix_jobs_status_lane_sort_key", ["status", "lane", "sort_key"])
+        batch_op.create_index("ix_jobs_lane_created_at", ["lane", "created_at"])
+        batch_op.create_index("ix_jobs_user_id_input_digest", ["user_id", "input_digest"])
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("tier_until", TIMESTAMP, nullable=True))
         batch_op.add_column(sa.Column("base_tier", sa.String(length=16), nullable=True))
@@ -75,5 +77,7 @@ def downgrade() -> None:
         batch_op.drop_column("base_tier")
         batch_op.drop_column("tier_until")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_jobs_user_id_input_digest")
+        batch_op.drop_index("ix_jobs_lane_created_at")
         batch_op.drop_index("ix_jobs_status_lane_sort_key")
         batch_op.drop_column("lane")
