@@ -58,7 +58,11 @@ def fair_sort_key(
 
 
 def current_load(
-    session: Session, now: datetime, settings: Settings, ahead_of: datetime | None = None
+    session: Session,
+    now: datetime,
+    settings: Settings,
+    ahead_of: datetime | None = None,
+    style: str | None = None,
 ) -> Load:
     return measure(
         session,
@@ -66,6 +70,7 @@ def current_load(
         settings.worker_heartbeat_s,
         settings.assumed_seconds_per_image,
         ahead_of=ahead_of,
+        style=style,
     )
 
 
@@ -75,7 +80,10 @@ def assess(
     now: datetime,
     settings: Settings,
     tiers: Mapping[str, Tier] | None = None,
+    style: str | None = None,
 ) -> Verdict:
+    """Whether a request of `tier` (and `style`, whose own measured speed is its service
+    time) is admitted now, and its honest wait."""
     mode = capacity_mode(session)
     if mode == "closed":
         return Verdict(False, "closed")
@@ -83,7 +91,7 @@ def assess(
         return Verdict(False, "paused")
     # The load statement also counts the jobs ahead of the tier's own key, which is the key
     # unless the fairness rule moves it back (then one more count).
-    load = current_load(session, now, settings, ahead_of=sort_key(tier, now))
+    load = current_load(session, now, settings, ahead_of=sort_key(tier, now), style=style)
     key = fair_sort_key(session, tier, now, load, tiers or tiers_from_settings(settings))
     ahead = load.ahead_of(key)
     wait = load.wait_from_cold(

@@ -33,6 +33,9 @@ class Load:
     running: int
     # Queued jobs at or before one sort key, counted in the same statement: (key, count).
     counted_ahead: tuple[datetime, int] | None = None
+    # One style's own measured seconds per image (a few-step preset is faster than a 30-step
+    # one): the request's own service time. None: not asked, or nothing of it done lately.
+    own_seconds: float | None = None
 
     def ahead_of(self, sort_key: datetime) -> int | None:
         """jobs_ahead(sort_key) as measured, if this measurement counted it for that key."""
@@ -49,7 +52,12 @@ class Load:
         if self.workers == 0:
             return None
         # Running jobs are on average half done; then the request's own service time.
-        return (ahead + 0.5 * self.running) / self.images_per_s + self.seconds_per_image
+        return (ahead + 0.5 * self.running) / self.images_per_s + self.service_s
+
+    @property
+    def service_s(self) -> float:
+        """Seconds to make one image of the style asked about (the mean where unmeasured)."""
+        return self.seconds_per_image if self.own_seconds is None else self.own_seconds
 
     def wait_from_cold(self, ahead: int, cold_start_s: float | None) -> float | None:
         """wait_for, or where no worker is live but one starts on demand (an autoscaler that
@@ -57,7 +65,7 @@ class Load:
         wait = self.wait_for(ahead)
         if wait is not None or cold_start_s is None:
             return wait
-        return cold_start_s + (ahead + 0.5 * self.running + 1) * self.seconds_per_image
+        return cold_start_s + (ahead + 0.5 * self.running) * self.seconds_per_image + self.service_s
 
 
 def live_workers(session: Session, now: datetime, heartbeat_s: float) -> int:
@@ -75,11 +83,18 @@ def _span_seconds(dialect: str, start: Any, end: Any) -> Any:
     return (func.julianday(end) - func.julianday(start)) * 86400.0
 
 
-def _mean_image_seconds(dialect: str) -> Any:
-    """The mean of the last SERVICE_SAMPLE done jobs' seconds per image, NULL if none."""
+def _mean_image_seconds(dialect: str, of_style: bool = False) -> Any:
+    """The mean of the last SERVICE_SAMPLE done jobs' seconds per image (of one style, the
+    `style` parameter, when asked), NULL if none."""
+    where: list[Any] = [
+        Job.status == JobStatus.DONE,
+        col(Job.finished_at) >= bindparam("done_since"),
+    ]
+    if of_style:
+        where.append(col(Job.style) == bindparam("style"))
     recent = (
         select(Job.started_at, Job.finished_at, Job.batch_size)
-        .where(Job.status == JobStatus.DONE, col(Job.finished_at) >= bindparam("done_since"))
+        .where(*where)
         .order_by(col(Job.finished_at).desc())
         .limit(SERVICE_SAMPLE)
         .subquery()
@@ -104,7 +119,7 @@ def _count_sq(status: str) -> Any:
 
 
 @cache
-def _measure_statement(dialect: str, count_ahead: bool) -> Any:
+def _measure_statement(dialect: str, count_ahead: bool, of_style: bool = False) -> Any:
     """Built once per dialect: the statement is large enough that building it costs ~0.5 ms."""
     workers = select(func.count()).select_from(WorkerBeat)
     figures = [
@@ -115,6 +130,8 @@ def _measure_statement(dialect: str, count_ahead: bool) -> Any:
     ]
     if count_ahead:
         figures.append(_ahead_statement(bindparam("ahead_of")).scalar_subquery())
+    if of_style:
+        figures.append(_mean_image_seconds(dialect, of_style=True))
     return select(*figures)
 
 
@@ -125,19 +142,25 @@ def measure(
     assumed: float,
     *,
     ahead_of: datetime | None = None,
+    style: str | None = None,
 ) -> Load:
     """Workers, seconds per image, queued and running in one statement (admission runs it
-    often); with `ahead_of`, also jobs_ahead(ahead_of), which admission asks for next."""
-    stmt = _measure_statement(session.get_bind().dialect.name, ahead_of is not None)
+    often); with `ahead_of`, also jobs_ahead(ahead_of), which admission asks for next; with
+    `style`, that style's own seconds per image."""
+    dialect = session.get_bind().dialect.name
+    stmt = _measure_statement(dialect, ahead_of is not None, style is not None)
     since = {"beat_since": now - timedelta(seconds=3 * heartbeat_s)}
-    params = {**since, "done_since": now - SERVICE_WINDOW, "ahead_of": ahead_of}
-    n_workers, mean, queued, running, *ahead = session.execute(stmt, params).one()
+    params = {**since, "done_since": now - SERVICE_WINDOW, "ahead_of": ahead_of, "style": style}
+    n_workers, mean, queued, running, *more = session.execute(stmt, params).one()
+    ahead = more.pop(0) if ahead_of is not None else None
+    own = more.pop(0) if style is not None else None
     return Load(
         workers=int(n_workers),
         seconds_per_image=assumed if mean is None else max(float(mean), 0.001),
         queued=int(queued),
         running=int(running),
-        counted_ahead=None if ahead_of is None else (ahead_of, int(ahead[0])),
+        counted_ahead=None if ahead_of is None or ahead is None else (ahead_of, int(ahead)),
+        own_seconds=None if own is None else max(float(own), 0.001),
     )
 
 

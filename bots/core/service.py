@@ -89,7 +89,7 @@ class Core:
             return _decided("refused", "image", Reply(text))
         now = self.rt.clock()
         tier = self.rt.tiers[user.tier]
-        verdict = assess(s, tier, now, self.rt.settings, self.rt.tiers)
+        verdict = assess(s, tier, now, self.rt.settings, self.rt.tiers, style=req.style)
         left = self.allowance_in(s, user.id, now)
         if not verdict.admitted:
             return self._refuse(s, req, user, verdict, left, now)

@@ -31,7 +31,7 @@ def add_job(s: Session, status: str, span_s: float | None = None, **fields: obje
             idempotency_key=uuid.uuid4().hex,
             user_id="console:m",
             platform="console",
-            style="ghibli",
+            style=fields.pop("style", "ghibli"),
             quota_day=date(2026, 11, 22),
             reply_target="{}",
             status=status,
@@ -119,3 +119,24 @@ def test_the_load_statement_can_count_the_jobs_ahead_of_a_key(rt: Runtime) -> No
         assert measured.ahead_of(NOW) == jobs_ahead(s, NOW) == 3  # ties count as ahead
     assert measured.ahead_of(NOW - timedelta(seconds=1)) is None  # not counted for that key
     assert load(rt).ahead_of(NOW) is None
+
+
+def test_a_style_is_estimated_at_its_own_measured_speed(rt: Runtime) -> None:
+    """A few-step preset made in 1 s next to a 30-step one made in 5 s: each request's own
+    service time is its style's, the queue ahead is served at the mean of both."""
+    with transaction(rt.engine) as s:
+        for _ in range(3):
+            add_job(s, JobStatus.DONE, span_s=1.0, style="fast")
+            add_job(s, JobStatus.DONE, span_s=5.0, style="best")
+        add_job(s, JobStatus.QUEUED, sort_key=NOW - timedelta(seconds=1))
+    with transaction(rt.engine) as s:
+        fast = measure(s, NOW, HEARTBEAT_S, 3.0, style="fast")
+        best = measure(s, NOW, HEARTBEAT_S, 3.0, style="best")
+        unseen = measure(s, NOW, HEARTBEAT_S, 3.0, style="new", ahead_of=NOW)
+    assert fast.own_seconds == pytest.approx(1.0, rel=1e-4)  # SQLite: julianday, to 1 ms
+    assert best.own_seconds == pytest.approx(5.0, rel=1e-4) and unseen.own_seconds is None
+    assert fast.seconds_per_image == pytest.approx(3.0, rel=1e-4)  # the mix, for the queue
+    assert fast.wait_for(1) == pytest.approx(3.0 + 1.0, rel=1e-4)
+    assert best.wait_for(1) == pytest.approx(3.0 + 5.0, rel=1e-4)
+    assert unseen.wait_for(1) == pytest.approx(3.0 + 3.0, rel=1e-4)
+    assert unseen.ahead_of(NOW) == 1
