@@ -4,6 +4,9 @@
   encoder and BPE tokenizer, PNDM scheduler) at toy widths: loading and running it through
   diffusers exercises the same code paths as a hub model in well under a second per call on a
   CPU. The tests use it.
+- `build_tiny_controlnet`, `build_tiny_pix2pix`, `build_tiny_lora`: a ControlNet for the tiny
+  UNet, an instruction-editing pipeline of the same architecture (8 UNet input channels: the
+  photo's latents ride along), and a LoRA on the tiny UNet; for the pipeline-kind tests.
 - `build_sd15_pipeline`: the same components at SD1.5's full size (860M-parameter UNet, 123M
   text encoder, 84M VAE). Random weights cost exactly the compute of real ones, so the GPU
   benchmark needs no weights.
@@ -16,12 +19,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers import (
     AutoencoderKL,
+    ControlNetModel,
     PNDMScheduler,
     StableDiffusionImg2ImgPipeline,
+    StableDiffusionInstructPix2PixPipeline,
     UNet2DConditionModel,
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -47,6 +53,66 @@ def build_tiny_pipeline(path: Path, seed: int = 0) -> Path:
     )
     pipe.save_pretrained(path / "pipeline")  # type: ignore[attr-defined]  # mypy misreads the MRO
     return path / "pipeline"
+
+
+def build_tiny_controlnet(path: Path, seed: int = 0) -> Path:
+    """Write a tiny ControlNetModel for the tiny UNet (its config, its weights) under `path`.
+
+    The control image enters at pixel size and must meet the latents: the tiny VAE halves
+    the side, so the conditioning embedding downsamples once (two levels), not SD's 8x."""
+    torch.manual_seed(seed)
+    controlnet = ControlNetModel.from_unet(_unet(), conditioning_embedding_out_channels=(8, 16))
+    # Its output convolutions start at zero (a fresh ControlNet changes nothing); random
+    # ones make the tests able to see that the control image steers the result.
+    zero_convs = [
+        *controlnet.controlnet_down_blocks,
+        controlnet.controlnet_mid_block,
+        controlnet.controlnet_cond_embedding.conv_out,
+    ]
+    for conv in zero_convs:
+        torch.nn.init.normal_(conv.weight, std=0.2)
+    controlnet.save_pretrained(Path(path) / "controlnet")
+    return Path(path) / "controlnet"
+
+
+def build_tiny_pix2pix(path: Path, seed: int = 0) -> Path:
+    """Write a tiny StableDiffusionInstructPix2PixPipeline: SD's parts, and a UNet taking 8
+    input channels (noisy latents and the photo's latents, side by side)."""
+    path = Path(path)
+    torch.manual_seed(seed)
+    tokenizer = _tokenizer(path / "_tokenizer_src")
+    base: Any = _unet()  # mypy misreads diffusers' mixins: .config is there
+    unet_config = dict(base.config)
+    unet_config["in_channels"] = 8
+    pipe = StableDiffusionInstructPix2PixPipeline(
+        vae=_vae(),
+        text_encoder=_text_encoder(tokenizer),
+        tokenizer=tokenizer,
+        unet=UNet2DConditionModel.from_config(unet_config),
+        scheduler=_scheduler(),  # (EulerAncestral, the real one's, warns on NumPy 2 here)
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(path / "pipeline")  # type: ignore[attr-defined]
+    return path / "pipeline"
+
+
+def build_tiny_lora(path: Path, seed: int = 0, rank: int = 4) -> Path:
+    """Write a LoRA for the tiny UNet's attention projections (random, non-zero, so it shows)
+    with the pipeline's save_lora_weights; returns the directory (pytorch_lora_weights)."""
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    torch.manual_seed(seed)
+    unet: Any = _unet()
+    targets = ["to_q", "to_k", "to_v", "to_out.0"]
+    unet.add_adapter(
+        LoraConfig(r=rank, lora_alpha=rank, target_modules=targets, init_lora_weights=False)
+    )
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    StableDiffusionImg2ImgPipeline.save_lora_weights(Path(path) / "lora", unet_lora_layers=layers)
+    return Path(path) / "lora"
 
 
 def build_sd15_pipeline(path: Path, seed: int = 0, dtype: str = "float16") -> Path:

@@ -67,10 +67,9 @@ def gather(ctx: WorkerContext, task_id: str) -> list[Job]:
     s_ = ctx.settings
     for pause in (*LOCKED_RETRY_S, None):
         with transaction(ctx.engine) as s:
-            jobs = claim_batch(
-                s, task_id=task_id, worker_id=ctx.worker_id, now=utcnow(), limit=s_.max_batch
-            )
-            wait = bool(jobs) and len(jobs) < s_.max_batch and s_.batch_wait_ms > 0
+            jobs = claim_jobs(s, ctx, task_id)
+            wait = bool(jobs) and len(jobs) < batch_limit(ctx, jobs[0].style)
+            wait = wait and s_.batch_wait_ms > 0
             if len(jobs) > 1 and not wait:
                 set_batch_size(s, [job.id for job in jobs])  # one transaction, the common case
             # Nothing claimed, yet something waits: another transaction held its row for a
@@ -87,6 +86,27 @@ def gather(ctx: WorkerContext, task_id: str) -> list[Job]:
     return jobs
 
 
+def claim_jobs(s: Session, ctx: WorkerContext, task_id: str) -> list[Job]:
+    """claim_batch, taking at most batch_limit jobs of the first claimed job's style."""
+    cap, now = ctx.settings.max_batch, utcnow()
+    if all(style.batch_cap(cap) == cap for style in ctx.styles.values()):  # one statement
+        return claim_batch(s, task_id=task_id, worker_id=ctx.worker_id, now=now, limit=cap)
+    jobs = claim_batch(s, task_id=task_id, worker_id=ctx.worker_id, now=now, limit=1)
+    if len(jobs) == 1 and (limit := batch_limit(ctx, jobs[0].style)) > 1:
+        jobs += claim_more(
+            s, like=jobs[0], task_id=task_id, worker_id=ctx.worker_id, now=now, limit=limit - 1
+        )
+    return jobs
+
+
+def batch_limit(ctx: WorkerContext, style: str) -> int:
+    """Jobs of `style` one call takes: STYLEBOT_MAX_BATCH, or the style's max_batch if lower
+    (editing pipelines that take one photo per call)."""
+    preset = ctx.styles.get(style)
+    cap = ctx.settings.max_batch
+    return cap if preset is None else preset.batch_cap(cap)
+
+
 def _more(ctx: WorkerContext, jobs: list[Job], task_id: str) -> list[Job]:
     with transaction(ctx.engine) as s:
         more = claim_more(
@@ -95,7 +115,7 @@ def _more(ctx: WorkerContext, jobs: list[Job], task_id: str) -> list[Job]:
             task_id=task_id,
             worker_id=ctx.worker_id,
             now=utcnow(),
-            limit=ctx.settings.max_batch - len(jobs),
+            limit=batch_limit(ctx, jobs[0].style) - len(jobs),
         )
         if len(jobs) + len(more) > 1:
             set_batch_size(s, [job.id for job in [*jobs, *more]])

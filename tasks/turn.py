@@ -23,10 +23,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 from PIL import Image
 
 from storage.db import transaction
-from storage.jobs import claim_batch, requeue, set_batch_size
+from storage.jobs import requeue, set_batch_size
 from storage.models import Job, utcnow
 from tasks.batch import (
     call_failed,
+    claim_jobs,
     fail,
     finish_job,
     gather,
@@ -101,13 +102,7 @@ class Turn:
     def _claim(self, claim_id: str) -> Batch | None:
         ctx = self.ctx
         with transaction(ctx.engine) as s:
-            jobs = claim_batch(
-                s,
-                task_id=claim_id,
-                worker_id=ctx.worker_id,
-                now=utcnow(),
-                limit=ctx.settings.max_batch,
-            )
+            jobs = claim_jobs(s, ctx, claim_id)  # within the style's own max_batch
             if len(jobs) > 1:
                 set_batch_size(s, [job.id for job in jobs])
         return self._take(jobs)

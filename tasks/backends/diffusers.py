@@ -1,4 +1,5 @@
-"""The GPU look: Stable Diffusion img2img through diffusers, one pipeline call per batch.
+"""The GPU look: diffusers pipelines (img2img, ControlNet img2img, instruction editing; see
+tasks/backends/kinds.py), one pipeline call per batch.
 
 The fast path (measured on an H100, see BENCHMARKS.md and ../shared/ARCHITECTURE.md):
 - fp16 on CUDA; attention through PyTorch's SDPA (diffusers' default processor on torch 2).
@@ -26,9 +27,9 @@ from typing import Any
 import diffusers.utils
 import numpy as np
 import torch
-from diffusers import AutoPipelineForImage2Image
 from PIL import Image
 
+from tasks.backends import kinds
 from tasks.backends.base import PipelineOptions, WarmupReport
 from tasks.buckets import bucket_for, bucket_shape, fit_inside
 from tasks.styles import StylePreset
@@ -42,7 +43,9 @@ DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch
 
 
 class DiffusersBackend:
-    """img2img with one cached pipeline per model id (hub id or local path), loaded lazily."""
+    """One cached pipeline per "what can share a pipeline" (StylePreset.pipeline_key: model,
+    kind, ControlNet, edit class, LoRAs, scheduler), loaded lazily. Two styles of one model
+    with different LoRAs or schedulers hold separate pipelines: LoRAs change the weights."""
 
     name = "diffusers"
 
@@ -52,7 +55,7 @@ class DiffusersBackend:
         self.dtype = resolve_dtype(opts.dtype, self.device)
         self.compiled = opts.compile != "off"
         check_quantize(opts.quantize, self.device)
-        self._pipelines: dict[str, Any] = {}
+        self._pipelines: dict[tuple[Any, ...], Any] = {}
         self._warm_graphs: int | None = None  # compiled graphs when warm-up ended
         # Pipelines keep per-call scheduler state: serialise loads and calls in threaded pools.
         self._lock = threading.Lock()
@@ -80,20 +83,28 @@ class DiffusersBackend:
                 _mirror_pad(np.asarray(rgb[i].resize(fit, Image.Resampling.LANCZOS)), box)
                 for i, fit in zip(idx, fits, strict=True)
             ]
-            arrays += [arrays[-1]] * (self.padded_size(len(arrays)) - len(arrays))  # dropped
-            pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
-            if self.device.type == "cuda":
-                pixels = pixels.pin_memory()
+            target = self.padded_size(len(arrays))
+            if style.batch_cap(target) == target:  # else run_split makes calls of max_batch
+                arrays += [arrays[-1]] * (target - len(arrays))  # dropped after the call
+            pixels = self._tensor(arrays)
+            control = None
+            if style.kind == "controlnet":
+                control = self._tensor([kinds.control_image(a, style) for a in arrays])
             sizes = [rgb[i].size for i in idx]
-            groups.append(Group(idx=idx, fits=fits, sizes=sizes, pixels=pixels))
+            groups.append(Group(idx=idx, fits=fits, sizes=sizes, pixels=pixels, control=control))
         return Prepared(style=style, count=len(rgb), groups=groups)
+
+    def _tensor(self, arrays: list[np.ndarray]) -> torch.Tensor:
+        """(h, w, 3) uint8 arrays as one (n, 3, h, w) float tensor in [0, 1]."""
+        pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
+        return pixels.pin_memory() if self.device.type == "cuda" else pixels
 
     def run(self, prepared: Prepared) -> Raw:
         """GPU stage: one pipeline call per group; outputs leave the GPU as uint8 arrays."""
         if not prepared.groups:
             return Raw(count=0, groups=[])
         with self._lock:
-            pipe = self._pipeline(prepared.style.model)
+            pipe = self._pipeline(prepared.style)
             return self._run_groups(pipe, prepared)
 
     def finish(self, raw: Raw) -> list[Image.Image]:
@@ -105,10 +116,12 @@ class DiffusersBackend:
                 outs[i] = out.resize(group.sizes[k], Image.Resampling.LANCZOS).convert("RGB")
         return [out for out in outs if out is not None]
 
-    def pipeline(self, model: str) -> Any:
-        """The pipeline for `model`, loading it on first use."""
+    def pipeline(self, style: StylePreset | str) -> Any:
+        """The pipeline of `style` (or plain img2img of a model id), loading it on first use."""
+        if isinstance(style, str):
+            style = StylePreset(name="model", display={"en": style}, model=style, prompt="")
         with self._lock:
-            return self._pipeline(model)
+            return self._pipeline(style)
 
     def padded_size(self, n: int) -> int:
         """The batch size a call of `n` images runs at: the next warmed size when compiled."""
@@ -152,9 +165,10 @@ class DiffusersBackend:
         each shape compiles its graph here rather than in a job; then the compiler is told to
         run any shape it has not seen eagerly instead of recompiling.
         """
-        firsts: dict[str, StylePreset] = {}  # each model warms with its first style's settings
+        # Each pipeline warms with the settings of the first style that uses it.
+        firsts: dict[tuple[Any, ...], StylePreset] = {}
         for style in styles:
-            firsts.setdefault(style.model, style)
+            firsts.setdefault(style.pipeline_key(), style)
         load_s = warm_s = 0.0
         calls = 0
         if self.compiled:
@@ -163,13 +177,13 @@ class DiffusersBackend:
             _allow_graphs(len(firsts) * len(self._warm_shapes()))
         with self._lock:
             graphs_before = _graph_count()
-            for model, style in firsts.items():
+            for style in firsts.values():
                 start = time.perf_counter()
-                pipe = self._pipeline(model)
+                pipe = self._pipeline(style)
                 _sync(self.device)
                 load_s += time.perf_counter() - start
                 start = time.perf_counter()
-                for bucket, n in self._warm_shapes():
+                for bucket, n in self._warm_shapes(style):
                     grey = Image.new("RGB", bucket_shape(bucket, style.size), (128, 128, 128))
                     self._run_groups(pipe, self.prepare([grey] * n, style))  # as jobs run
                     calls += 1
@@ -187,42 +201,41 @@ class DiffusersBackend:
             vram_peak_mib=self.vram_peak_mib(),
         )
 
-    def _warm_shapes(self) -> list[tuple[str, int]]:
+    def _warm_shapes(self, style: StylePreset | None = None) -> list[tuple[str, int]]:
         buckets = self.options.warmup_buckets
         if not self.compiled:
             return [(buckets[0], 1)] if buckets else []
-        return [(b, n) for b in buckets for n in self.options.batch_sizes]
+        sizes = sorted({style.batch_cap(n) if style else n for n in self.options.batch_sizes})
+        return [(b, n) for b in buckets for n in sizes]
 
     # --- internals ------------------------------------------------------------------------
 
-    def _pipeline(self, model: str) -> Any:
-        pipe = self._pipelines.get(model)
+    def _pipeline(self, style: StylePreset) -> Any:
+        key = style.pipeline_key()
+        pipe = self._pipelines.get(key)
         if pipe is None:
-            pipe = self._pipelines[model] = self._load(model)
+            pipe = self._pipelines[key] = self._load(style)
         return pipe
 
-    def _load(self, model: str) -> Any:
-        """Load `model` for img2img on this backend's device and dtype; compile if asked."""
-        pipe = AutoPipelineForImage2Image.from_pretrained(
-            model,
-            **{DTYPE_KWARG: self.dtype},
-            # No NSFW checker (a product decision): it is a second model to load and hold.
-            safety_checker=None,
-            requires_safety_checker=False,
-        )
+    def _load(self, style: StylePreset) -> Any:
+        """Load the style's pipeline (its kind, scheduler and LoRAs) on this backend's device
+        and dtype; quantize and compile its UNet or transformer if asked."""
+        pipe = kinds.load_pipeline(style, {DTYPE_KWARG: self.dtype})
         pipe = pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
-        if self.options.vae_slicing:
+        kinds.apply_scheduler(pipe, style)
+        kinds.apply_loras(pipe, style)  # before compiling: fusing changes the weights
+        if self.options.vae_slicing and hasattr(pipe.vae, "enable_slicing"):
             pipe.vae.enable_slicing()
         if self.options.quantize != "off":
-            quantize_unet(pipe.unet, self.options.quantize)
+            quantize_unet(kinds.denoiser(pipe), self.options.quantize)
         if self.compiled:
             opts = self.options
             kwargs: dict[str, Any] = {"dynamic": False, "backend": opts.compile_backend}
             if opts.compile_backend == "inductor" and opts.compile_mode != "default":
                 kwargs["mode"] = opts.compile_mode
-            pipe.unet.compile(**kwargs)  # in place: diffusers still sees a UNet2DConditionModel
-            if self.options.compile == "full":
+            kinds.denoiser(pipe).compile(**kwargs)  # in place: diffusers sees the same class
+            if self.options.compile == "full" and hasattr(pipe.vae, "encoder"):
                 pipe.vae.encoder.compile(**kwargs)
                 pipe.vae.decoder.compile(**kwargs)
         return pipe
@@ -231,29 +244,44 @@ class DiffusersBackend:
         out = []
         for group in prepared.groups:
             pixels = group.pixels.to(self.device, non_blocking=True)
-            styled = self._run(pipe, pixels, prepared.style)[: len(group.idx)]
+            control = None
+            if group.control is not None:
+                control = group.control.to(self.device, non_blocking=True)
+            styled = self._run_split(pipe, pixels, control, prepared.style)[: len(group.idx)]
             # What diffusers' "pil" output does on the host, done on the device: one small copy.
             array = (styled.float() * 255).round().clamp(0, 255).to(torch.uint8)
             out.append((group, array.permute(0, 2, 3, 1).cpu().numpy()))
         return Raw(count=prepared.count, groups=out)
 
-    def _run(self, pipe: Any, pixels: torch.Tensor, style: StylePreset) -> torch.Tensor:
-        """One pipeline call for the whole batch: (n, 3, h, w) in [0, 1] in, the same out."""
+    def _run_split(
+        self, pipe: Any, pixels: torch.Tensor, control: torch.Tensor | None, style: StylePreset
+    ) -> torch.Tensor:
+        """Calls of at most the style's max_batch images (one for single-photo pipelines)."""
+        step = 1 if kinds.one_image_per_call(style) else style.batch_cap(len(pixels))
+        outs = []
+        for i in range(0, len(pixels), step):
+            chunk = pixels[i : i + step]
+            styled = self._run(
+                pipe, chunk, None if control is None else control[i : i + step], style
+            )
+            if styled.shape[2:] != chunk.shape[2:]:  # a pipeline that rounds the shape
+                styled = torch.nn.functional.interpolate(styled.float(), size=chunk.shape[2:])
+            outs.append(styled)
+        return torch.cat(outs)
+
+    def _run(
+        self, pipe: Any, pixels: torch.Tensor, control: torch.Tensor | None, style: StylePreset
+    ) -> torch.Tensor:
+        """One pipeline call: (n, 3, h, w) in [0, 1] in, the same out."""
         n = len(pixels)
         # One generator per image, all with the same seed: an image's result does not depend
         # on its batch-mates. CPU generators give the same noise whatever the device.
         generators = [torch.Generator("cpu").manual_seed(self.options.seed) for _ in range(n)]
-        result = pipe(
-            prompt=[style.prompt] * n,
-            negative_prompt=[style.negative_prompt] * n,
-            image=pixels,
-            strength=style.strength,
-            num_inference_steps=min_steps(style.steps, style.strength),
-            guidance_scale=style.guidance,
-            generator=generators,
-            output_type="pt",
-        )
-        return result.images
+        steps = style.steps
+        if style.kind != "edit":
+            steps = min_steps(style.steps, style.strength)
+        kwargs = kinds.call_kwargs(pipe, style, pixels, control, generators, steps)
+        return pipe(**kwargs).images
 
 
 @dataclass(frozen=True)
@@ -264,6 +292,7 @@ class Group:
     fits: list[tuple[int, int]]  # the fitted size of each inside the bucket's shape
     sizes: list[tuple[int, int]]  # the original sizes, restored by finish
     pixels: torch.Tensor  # (padded n, 3, h, w), float in [0, 1], host memory
+    control: torch.Tensor | None = None  # controlnet: canny edges, the same shape
 
 
 @dataclass(frozen=True)

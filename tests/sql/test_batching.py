@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -170,3 +172,81 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.tiny_pipeline import build_tiny_pipeline
 
     return build_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd"))
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_a_styles_own_max_batch_caps_its_claims(
+    core: Core, ctx: WorkerContext, backend: RecordingBackend, tmp_path: Path, overlap: bool
+) -> None:
+    """An editing style that takes one photo per call (max_batch = 1) is claimed one job at a
+    time; a style with no cap of its own still batches up to STYLEBOT_MAX_BATCH."""
+    ctx.settings = ctx.settings.model_copy(update={"max_batch": 8, "overlap": overlap})
+    ctx.styles = {**ctx.styles, "ghibli": replace(ctx.styles["ghibli"], max_batch=1)}
+    submit(core, tmp_path, 3, "ghibli")
+    submit(core, tmp_path, 3, "arcane")
+    while run_next(ctx, f"t{len(backend.calls)}")[1]:
+        pass
+    assert sorted(backend.calls) == [("arcane", 3), ("ghibli", 1), ("ghibli", 1), ("ghibli", 1)]
+
+
+def test_controlnet_and_edit_styles_through_a_worker(
+    runtime: Runtime, core: Core, tmp_path: Path, tiny_model: Path
+) -> None:
+    """A ControlNet style batches its jobs into one call; an editing style of one photo per
+    call is claimed and run one job at a time; every result has its photo's size."""
+    pytest.importorskip("peft")
+    from bench.pipelines import build_tiny_controlnet, build_tiny_pix2pix
+    from tasks.backends import PipelineOptions
+    from tasks.backends.diffusers import DiffusersBackend
+
+    backend = DiffusersBackend(PipelineOptions(device="cpu"))
+    ctx = WorkerContext.build(runtime.settings, backend=backend)
+    base: dict[str, Any] = {"steps": 2, "size": 32, "negative_prompt": "photo"}
+    ctx.styles = {
+        "ghibli": StylePreset(
+            "ghibli",
+            {"en": "G"},
+            str(tiny_model),
+            "ghibli style",
+            kind="controlnet",
+            controlnet=str(build_tiny_controlnet(tmp_path / "cn")),
+            **base,
+        ),
+        "arcane": StylePreset(
+            "arcane",
+            {"en": "A"},
+            str(build_tiny_pix2pix(tmp_path / "p2p")),
+            "make it arcane",
+            kind="edit",
+            pipeline="StableDiffusionInstructPix2PixPipeline",
+            max_batch=1,
+            **base,
+        ),
+    }
+    ids = submit(core, tmp_path, 2, "ghibli") + submit(core, tmp_path, 2, "arcane")
+    calls: list[tuple[str, int]] = []
+    pipes = {name: backend.pipeline(style) for name, style in ctx.styles.items()}
+    originals = {name: type(pipe).__call__ for name, pipe in pipes.items()}
+
+    def spy(name: str) -> Any:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append((name, len(kwargs["image"])))
+            return originals[name](self, *args, **kwargs)
+
+        return call
+
+    for name, pipe in pipes.items():
+        type(pipe).__call__ = spy(name)
+    try:
+        while run_next(ctx, f"t{len(calls)}")[1]:
+            pass
+    finally:
+        for name, pipe in pipes.items():
+            type(pipe).__call__ = originals[name]
+        ctx.engine.dispose()
+    assert sorted(calls) == [("arcane", 1), ("arcane", 1), ("ghibli", 2)]
+    done = jobs(runtime, ids)
+    assert [j.status for j in done] == ["done"] * 4
+    for job, width in zip(done, (160, 161, 160, 161), strict=True):
+        with Image.open(job.result_path) as result:  # type: ignore[arg-type]
+            assert result.size == (width, 120)

@@ -129,7 +129,7 @@ def test_warm_up_uncompiled_loads_and_runs_each_model_once(tiny_model: Path) -> 
     assert (report.models, report.calls, report.graphs) == (1, 1, 0)
     assert report.load_s > 0 and report.warmup_s > 0
     assert report.vram_peak_mib is None  # CPU
-    assert str(tiny_model) in backend._pipelines
+    assert [key[0] for key in backend._pipelines] == [str(tiny_model)]  # keyed by model first
 
 
 @pytest.fixture
