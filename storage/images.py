@@ -18,6 +18,8 @@ from typing import IO
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
+from storage.provenance import Provenance
+
 # AVIF (Pillow's own plugin) before HEIF (pillow-heif): both claim files branded "mif1", and
 # the AVIF plugin declines a HEVC-coded one, while pillow-heif here has no AV1 decoder.
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "HEIF")
@@ -161,14 +163,23 @@ def validate_job_id(job_id: str) -> str:
 
 
 class ImageStore:
-    """Job inputs (PNG) and results (JPEG) under one root, written atomically, owner-only."""
+    """Job inputs (PNG) and results (JPEG) under one root, written atomically, owner-only.
+
+    provenance: results carry a signed C2PA manifest (and nothing else); None: no metadata.
+    """
 
     def __init__(
-        self, root: Path, result_ttl: timedelta, *, max_input_side: int = DEFAULT_MAX_INPUT_SIDE
+        self,
+        root: Path,
+        result_ttl: timedelta,
+        *,
+        max_input_side: int = DEFAULT_MAX_INPUT_SIDE,
+        provenance: Provenance | None = None,
     ) -> None:
         self.root = Path(root)
         self.result_ttl = result_ttl
         self.max_input_side = max_input_side
+        self.provenance = provenance
         self.inputs_dir = self.root / "inputs"
         self.results_dir = self.root / "results"
 
@@ -198,13 +209,17 @@ class ImageStore:
         self.input_path(job_id).unlink(missing_ok=True)
 
     def save_result(self, job_id: str, image: Image.Image) -> Path:
-        """Store a styled result as JPEG without EXIF or other metadata."""
+        """Store a styled result as JPEG without EXIF or other metadata, but for a signed C2PA
+        manifest when the store has a signer (unsigned, with a warning, if signing fails)."""
         path = self.result_path(job_id)
         clean = image.convert("RGB")
         clean.info = {}
-        _atomic_write(
-            path, lambda f: clean.save(f, format="JPEG", quality=RESULT_JPEG_QUALITY, exif=b"")
-        )
+        buf = io.BytesIO()
+        clean.save(buf, format="JPEG", quality=RESULT_JPEG_QUALITY, exif=b"")
+        data = buf.getvalue()
+        if self.provenance is not None:
+            data = self.provenance.label(data, job_id)
+        _atomic_write(path, lambda f: f.write(data))
         return path
 
     def delete_result(self, job_id: str) -> None:
@@ -224,7 +239,9 @@ def _ensure_dir(path: Path) -> None:
     path.chmod(0o700)  # mkdir's mode is filtered by the umask
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None], *, durable: bool = True) -> None:
+def _atomic_write(
+    path: Path, write: Callable[[IO[bytes]], object], *, durable: bool = True
+) -> None:
     """Write via a temp file in the same directory, so readers see the old file or the new one.
 
     durable: fsync the data before the rename, so it survives a machine crash too.

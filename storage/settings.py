@@ -113,6 +113,28 @@ class Settings(BaseSettings):
     sleep_backend_ms: int = Field(default=200, ge=0)  # the fixed-duration fake backend
     # Set: serve Prometheus metrics on this port, all interfaces (bots and workers). None: off.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # Content Credentials (C2PA) on results, declaring them AI-made (storage/provenance.py): the
+    # signing certificate chain (PEM, the signer's certificate first) and its private key (PEM,
+    # PKCS#8, unencrypted). Both unset: results carry no metadata at all.
+    c2pa_cert: Path | None = None
+    c2pa_key: Path | None = None
+    c2pa_alg: Literal["es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"] = "es256"
+    # An RFC 3161 timestamp authority for the signatures. Empty: none (no network call).
+    c2pa_tsa_url: str = Field(default="", pattern=r"^(https?://\S+)?$")
+    # The safety check (tasks/safety.py). Empty: off. Else an image-classification model (a
+    # local path or hub id, loaded with transformers) or a Python factory "package.module:name".
+    safety_classifier: str = ""
+    safety_labels: Annotated[tuple[str, ...], NoDecode] = ("nsfw",)  # the labels that hold
+    safety_threshold: float = Field(default=0.8, ge=0.0, le=1.0)  # held at or above this score
+    safety_check_input: bool = False  # also check the photo before styling (refused if flagged)
+    safety_device: str = "cpu"  # where the transformers classifier runs: cpu | cuda | cuda:1
+
+    @field_validator("safety_labels", mode="before")
+    @classmethod
+    def _split_labels(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("admins", mode="before")
     @classmethod
@@ -135,6 +157,8 @@ class Settings(BaseSettings):
         "metrics_port",
         "styles_file",
         "cold_start_s",
+        "c2pa_cert",
+        "c2pa_key",
         mode="before",
     )
     @classmethod
@@ -163,6 +187,16 @@ class Settings(BaseSettings):
             # Compiling inside a job would take minutes and hit the task's time limit.
             raise ValueError("STYLEBOT_COMPILE needs STYLEBOT_WARMUP=true")
         self.batch_sizes()  # raises on a bad STYLEBOT_COMPILE_BATCH_SIZES
+        return self
+
+    @model_validator(mode="after")
+    def _c2pa_cert_and_key(self) -> Settings:
+        if (self.c2pa_cert is None) != (self.c2pa_key is None):
+            given, missing = ("CERT", "KEY") if self.c2pa_key is None else ("KEY", "CERT")
+            raise ValueError(
+                f"STYLEBOT_C2PA_{missing}: needed with STYLEBOT_C2PA_{given} (signing results "
+                "takes the certificate chain and its key)"
+            )
         return self
 
     def batch_sizes(self) -> tuple[int, ...]:

@@ -24,6 +24,7 @@ from storage.images import ImageStore
 from storage.jobs import beat, forget_worker
 from storage.metrics_endpoint import forget_dead_processes, process_stopping
 from storage.models import utcnow
+from storage.provenance import load_provenance
 from storage.settings import Settings
 from tasks.app import STYLIZE_TASK
 from tasks.backends import Backend, PipelineOptions, Stages, WarmsUp, make_backend
@@ -82,7 +83,9 @@ class WorkerContext:
         return cls(
             settings=settings,
             engine=make_engine(settings.sqlalchemy_url),
-            store=ImageStore(settings.data_dir / "images", ttl),
+            store=ImageStore(
+                settings.data_dir / "images", ttl, provenance=load_provenance(settings)
+            ),
             styles=load_styles(settings.styles_file),
             backend=backend
             or make_backend(

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from storage.metrics_endpoint import serve_metrics, use_multiprocess_dir
+from storage.provenance import check_provenance
 from storage.settings import Settings, SettingsError
 from tasks.app import GPU_QUEUE, check_visibility_timeout, make_celery
 from tasks.gpus import claim_gpu
@@ -18,6 +19,7 @@ from tasks.stylize import register_tasks
 def run_worker(settings: Settings, concurrency: int = 1, loglevel: str = "INFO") -> None:
     """Run a Celery worker on the gpu queue in this process until it is told to stop."""
     check_visibility_timeout(settings)
+    check_provenance(settings)  # a certificate or key it cannot sign with: refuse, one line
     check_broker(settings)
     if settings.gpu_claim_dir:  # before anything imports torch: the claim sets the visible GPU
         if concurrency != 1:

@@ -433,7 +433,8 @@ def test_dockerfile_basics() -> None:
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", text, re.M)
     assert re.search(r"^ARG FLAVOR=gpu$", text, re.M)
-    assert '".[diffusers,quantize]"' in text
+    assert '".[diffusers,quantize,provenance]"' in text
+    assert '".[provenance]"' in text  # C2PA signing in the CPU flavour's workers too
     assert "download.pytorch.org/whl/cu" in text
     assert re.search(r'^ENTRYPOINT \["stylebot"\]$', text, re.M)
     users = re.findall(r"^USER (\S+)$", text, re.M)
