@@ -106,6 +106,14 @@ class Job(SQLModel, table=True):
     finished_at: datetime | None = None
     delivery_claimed_at: datetime | None = None
     delivered_at: datetime | None = None
+    # The safety check held the result back (tasks/safety.py): it stays stored, unsent and
+    # refunded, until an admin releases (sent, still free) or confirms it (deleted).
+    held_at: datetime | None = Field(default=None, index=True)
+    hold_label: str | None = Field(default=None, max_length=40)
+    hold_score: float | None = None
+    appealed_at: datetime | None = None  # the person asked for a review (/appeal)
+    review: str | None = Field(default=None, max_length=16)  # released | confirmed
+    reviewed_at: datetime | None = None
 
 
 class Usage(SQLModel, table=True):

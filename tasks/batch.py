@@ -30,6 +30,7 @@ from storage import metrics
 from storage.db import transaction
 from storage.jobs import any_queued, claim_batch, claim_more, requeue, set_batch_size
 from storage.models import Job, utcnow
+from tasks.safety import Verdict, check, hold
 
 if TYPE_CHECKING:
     from tasks.stylize import WorkerContext
@@ -133,11 +134,36 @@ def poisoned(ctx: WorkerContext, job: Job) -> bool:
 
 def load_input(ctx: WorkerContext, job: Job) -> Image.Image | None:
     try:
-        return ctx.store.load_input(job.id)
+        image = ctx.store.load_input(job.id)
     except Exception as exc:  # a missing or damaged input fails this job only
         log.warning("input_unreadable job=%s error=%s", job.id, type(exc).__name__)
         fail(ctx, job, "input")
         return None
+    return None if _photo_refused(ctx, job, image) else image
+
+
+def _photo_refused(ctx: WorkerContext, job: Job, image: Image.Image) -> bool:
+    """STYLEBOT_SAFETY_CHECK_INPUT: a flagged photo is refused before styling, refunded."""
+    found = _screen(ctx, job, image, photo=True)
+    if found is None:
+        return False
+    if isinstance(found, Verdict):
+        log.info("input_held job=%s label=%s score=%.3f", job.id, found.label, found.score)
+        fail(ctx, job, "input_held")
+    return True
+
+
+def _screen(
+    ctx: WorkerContext, job: Job, image: Image.Image, *, photo: bool = False
+) -> Verdict | str | None:
+    """The safety check's verdict; "failed" (and the job failed) when the check itself broke:
+    nothing unchecked goes out."""
+    try:
+        return check(ctx.settings, image, photo=photo)
+    except Exception as exc:
+        log.warning("safety_failed job=%s error=%s", job.id, type(exc).__name__)
+        fail(ctx, job, "safety")
+        return "failed"
 
 
 def style_alone(ctx: WorkerContext, loaded: list[tuple[Job, Image.Image]]) -> None:
@@ -207,16 +233,30 @@ def _backend_fields(ctx: WorkerContext) -> str:
 def finish_job(
     ctx: WorkerContext, job: Job, styled: Image.Image, began: datetime | None = None
 ) -> None:
+    found = _screen(ctx, job, styled)
+    if found == "failed":
+        return
     try:
         path = ctx.store.save_result(job.id, styled)
     except Exception as exc:
         log.warning("store_failed job=%s error=%s", job.id, type(exc).__name__)
         fail(ctx, job, "store")
         return
+    if isinstance(found, Verdict):
+        _hold(ctx, job, str(path), found)
+        return
     if settle(ctx, lambda s: finish_done(s, job, str(path), styled_from=began)):
         _count_done(job, began)
     ctx.store.delete_input(job.id)
     log.info("job_done job=%s style=%s attempt=%d", job.id, job.style, job.attempts)
+
+
+def _hold(ctx: WorkerContext, job: Job, path: str, found: Verdict) -> None:
+    """Kept back for review: stored, not sent, refunded; the person is told and may /appeal."""
+    if settle(ctx, lambda s: hold(s, job, path, found)):
+        metrics.job_failed("held")
+    ctx.store.delete_input(job.id)
+    log.info("job_held job=%s label=%s score=%.3f", job.id, found.label, found.score)
 
 
 def _count_done(job: Job, began: datetime | None) -> None:

@@ -1,6 +1,7 @@
 """The platform-neutral core every adapter calls."""
 
 from bots.core.admin import ADMIN_COMMANDS, Admin, AdminRequest
+from bots.core.appeals import APPEAL_PREFIX
 from bots.core.commands import Command, answer_plain, parse_command, unknown_command
 from bots.core.delivery import Delivery, ReplySender, Undeliverable
 from bots.core.later import LATER_PREFIX
@@ -12,6 +13,7 @@ from bots.core.service import Core
 
 __all__ = [
     "ADMIN_COMMANDS",
+    "APPEAL_PREFIX",
     "LATER_PREFIX",
     "Admin",
     "AdminRequest",

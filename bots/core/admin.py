@@ -3,6 +3,7 @@
     /grant <user> <n>      /setlimit <tier> <n>    /settier <user> <tier>
     /ban <user> [reason]   /unban <user>           /capacity [open|paused-free|closed|auto]
     /stats                 /whois <user>           /refund <charge id>
+    /appeals               /release <job id>       /confirm <job id>
 
 <user> is a platform-qualified id (telegram:123), a username the bot has seen, or — where
 the platform has replies — the person whose message the admin answered (`reply_to`).
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlmodel import Session, col
 
+from bots.core import appeals
 from bots.core.admin_views import capacity_view, refund_notes, stats_view, whois_view
 from bots.core.commands import Command
 from bots.core.messages import t
@@ -38,6 +40,7 @@ USAGE = {
     "stats": "/stats",
     "whois": "/whois <user>",
     "refund": "/refund <charge id>",
+    **appeals.USAGE,  # held-back results (bots/core/appeals.py)
 }
 ADMIN_COMMANDS = frozenset(USAGE)
 MAX_GRANT = 1000
@@ -84,6 +87,15 @@ class Admin:
             "capacity": self._capacity,
             "stats": self._stats,
             "whois": self._whois,
+            "appeals": lambda s, req: appeals.appeals_view(
+                self.core, s, req.command.args, req.locale
+            ),
+            "release": lambda s, req: appeals.release(
+                self.core, s, req.actor, req.command.args, req.locale
+            ),
+            "confirm": lambda s, req: appeals.confirm(
+                self.core, s, req.actor, req.command.args, req.locale
+            ),
         }
         # Verbs that call a platform: no transaction may stay open across the call.
         self.calls: dict[str, Callable[[AdminRequest], Reply]] = {"refund": self._refund}
@@ -103,7 +115,7 @@ class Admin:
                 return self.calls[name](req), True
             with transaction(self.rt.engine) as s:
                 return self.verbs[name](s, req), True
-        except AdminError as err:
+        except (AdminError, appeals.AppealRefused) as err:
             return Reply(t(err.key, loc, **err.params)), False
 
     def handle(self, req: AdminRequest) -> Reply:

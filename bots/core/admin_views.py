@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from bots.core.appeals import safety_counts
 from bots.core.messages import duration, t
 from bots.core.requests import Reply
 from bots.core.service import Core
@@ -63,7 +64,8 @@ def stats_view(core: Core, s: Session, loc: str) -> Reply:
         failed=_per_tier(failed),
     )
     sales = _sales(s, day_start, loc)
-    return Reply(" ".join([text, sales]))
+    safety = t("stats_safety", loc, **safety_counts(s, day_start))
+    return Reply(" ".join([text, sales, safety]))
 
 
 def _sales(s: Session, day_start: datetime, loc: str) -> str:

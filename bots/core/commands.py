@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bots.core.appeals import appeal
 from bots.core.history import results_reply
 from bots.core.messages import t
 from bots.core.progress import forget
@@ -21,6 +22,7 @@ PLAIN_COMMANDS = (
     "buy",
     "paysupport",
     "terms",
+    "appeal",
 )
 
 
@@ -60,6 +62,8 @@ def answer_plain(core: Core, sender: Sender, command: Command) -> Reply | None:
             return core.shop.paysupport_reply(sender)
         case "terms":
             return core.shop.terms_reply(sender)
+        case "appeal":
+            return appeal(core, sender)
     return None
 
 

@@ -52,10 +52,14 @@ class Delivery:
             if job.style in self.rt.styles
             else job.style
         )
+        if job.held_at is not None:  # the safety check's hold, or an admin's review of it
+            return self._held_reply(job, style)
         if job.status != JobStatus.DONE or not job.result_path:
             if job.error_code == "expired":  # a relax-lane job that never found room
                 ttl = duration(self.rt.settings.relax_ttl_hours * 3600, job.locale)
                 text = t("failed_expired", job.locale, ttl=ttl)
+            elif job.error_code == "input_held":  # the safety check refused the photo
+                text = t("safety_input_refused", job.locale)
             else:
                 text = t("failed", job.locale)
             return Reply(text, job_id=job.id, style=job.style, locale=job.locale)
@@ -66,6 +70,20 @@ class Delivery:
             style=job.style,
             locale=job.locale,
         )
+
+    def _held_reply(self, job: Job, style: str) -> Reply:
+        """Held back (not charged, /appeal), released (the stored image, free) or confirmed."""
+        image, key = None, "safety_held"
+        if job.review == "released" and job.result_path:
+            image, key = Path(job.result_path), "safety_released"
+        elif job.review == "confirmed":
+            key = "safety_confirmed"
+        text = t(key, job.locale, style=style)
+        unreviewed = job.id if job.review is None else None  # held: the review button under it
+        return Reply(
+            text, image=image, job_id=job.id, style=job.style, locale=job.locale,
+            appeal_job=unreviewed,
+        )  # fmt: skip
 
     def _left_today(self, job: Job) -> int:
         # The same figure /quota shows: custom limits, surge and extra credits included.

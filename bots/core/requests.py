@@ -83,3 +83,6 @@ class Reply:
     # A refusal that offers the relax lane: the adapter shows a "Do it when there's room" button
     # (catalog key later_button) whose press calls Core.accept_later with this offer id.
     offer_id: str | None = None
+    # A held-back explanation: the adapter shows a review button (catalog key appeal_button,
+    # data APPEAL_PREFIX + this job id) whose press calls bots.core.appeals.appeal for this job.
+    appeal_job: str | None = None

@@ -75,3 +75,17 @@ class AdminGroup(app_commands.Group):
     @app_commands.describe(charge=text("opt_charge"))
     async def refund(self, interaction: discord.Interaction, charge: str) -> None:
         await self.flows.run_admin(interaction, "refund", charge)
+
+    @app_commands.command(name="appeals", description=text("adm_appeals"))
+    async def appeals(self, interaction: discord.Interaction) -> None:
+        await self.flows.run_admin(interaction, "appeals")
+
+    @app_commands.command(name="release", description=text("adm_release"))
+    @app_commands.describe(job=text("opt_job"))
+    async def release(self, interaction: discord.Interaction, job: str) -> None:
+        await self.flows.run_admin(interaction, "release", job)
+
+    @app_commands.command(name="confirm", description=text("adm_confirm"))
+    @app_commands.describe(job=text("opt_job"))
+    async def confirm(self, interaction: discord.Interaction, job: str) -> None:
+        await self.flows.run_admin(interaction, "confirm", job)

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import discord
 
-from bots.core import LATER_PREFIX
+from bots.core import APPEAL_PREFIX, LATER_PREFIX
 from bots.core.messages import t
-from bots.discord.translate import AGAIN, AGAIN_PICK, LATER, MORE, PICK
+from bots.discord.translate import AGAIN, AGAIN_PICK, APPEAL, LATER, MORE, PICK
 from tasks.styles import StylePreset
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ class Flows(Protocol):
     async def more_styles(self, interaction: discord.Interaction, job_id: str) -> None: ...
     async def picked(self, interaction: discord.Interaction, size: int, style: str) -> None: ...
     async def later(self, interaction: discord.Interaction, offer_id: str) -> None: ...
+    async def appeal(self, interaction: discord.Interaction, job_id: str) -> None: ...
 
 
 def flows_of(interaction: discord.Interaction) -> Flows:
@@ -147,7 +148,27 @@ class LaterButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=LATER
         await flows_of(interaction).later(interaction, self.offer_id)
 
 
-DYNAMIC_ITEMS = (AgainButton, MoreButton, AgainSelect, PickSelect, LaterButton)
+class AppealButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=APPEAL.pattern):
+    """Under a held-back explanation: "Ask for a review" of that job."""
+
+    def __init__(self, job_id: str, label: str = "…") -> None:
+        button: discord.ui.Button[Any] = discord.ui.Button(
+            label=label, style=discord.ButtonStyle.secondary, custom_id=f"{APPEAL_PREFIX}{job_id}"
+        )
+        super().__init__(button)
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Match[str], /
+    ) -> AppealButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await flows_of(interaction).appeal(interaction, self.job_id)
+
+
+DYNAMIC_ITEMS = (AgainButton, MoreButton, AgainSelect, PickSelect, LaterButton, AppealButton)
 
 
 def result_view(
@@ -177,6 +198,12 @@ def pick_view(size: int, styles: Mapping[str, StylePreset], locale: str) -> disc
 def later_view(offer_id: str, locale: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(LaterButton(offer_id, t("later_button", locale)))
+    return view
+
+
+def appeal_view(job_id: str, locale: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(AppealButton(job_id, t("appeal_button", locale)))
     return view
 
 

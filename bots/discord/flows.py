@@ -19,6 +19,7 @@ from bots.core import (
     ImageRequest,
     answer_plain,
 )
+from bots.core.appeals import appeal
 from bots.core.history import job_view
 from bots.core.messages import t
 from bots.discord.components import again_view, buy_view, later_view, pick_view
@@ -202,6 +203,23 @@ class Flows:
         await self.say(interaction, reply.text, view=None)
         if reply.image is not None:  # the same photo and style made earlier today
             await self.sender.send(target_of(interaction, self.clock()), reply)
+
+    async def appeal(self, interaction: discord.Interaction, job_id: str) -> None:
+        """ "Ask for a review" under a held-back explanation: the answer replaces it and its
+        button; a press that finds no held job of the presser's (a stranger's, say) is answered
+        privately and leaves the message alone."""
+        if not await self.ack(interaction, update=True):
+            return
+        sender = sender_of(interaction)
+        reply = await asyncio.to_thread(appeal, self.core, sender, job_id)
+        log.info("appeal_pressed user=%s job=%s", sender.user_id, reply.job_id)
+        if reply.job_id is not None:
+            await self.say(interaction, reply.text, view=None)
+            return
+        try:
+            await interaction.followup.send(reply.text, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.warning("answer_failed id=%s status=%s", interaction.id, exc.status)
 
     def fetcher(self, url: str) -> Callable[[], bytes]:
         """Call on the bot's loop; the callable it returns runs in the core's worker thread."""

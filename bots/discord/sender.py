@@ -20,7 +20,7 @@ from typing import Any
 import discord
 
 from bots.core import Reply, ReplyTarget, Undeliverable
-from bots.discord.components import result_view
+from bots.discord.components import appeal_view, result_view
 from bots.discord.files import fitted
 from bots.discord.translate import DEFAULT_UPLOAD_LIMIT, PLATFORM, nonce_for
 from tasks.styles import StylePreset
@@ -94,9 +94,10 @@ class DiscordSender:
         # A failure: the status message becomes the polite answer. A result: the status is filled
         # first, since were the deferred "thinking…" answer still empty (its first edit failed),
         # Discord would make the result that private answer, which retire() then deletes.
-        await hook.edit_message(ORIGINAL, content=reply.text, view=None)
-        if reply.image is None:
+        if reply.image is None:  # a held-back explanation keeps its review button
+            await hook.edit_message(ORIGINAL, content=reply.text, view=self._view(reply, None))
             return
+        await hook.edit_message(ORIGINAL, content=reply.text, view=None)
         await hook.send(
             content=reply.text,
             file=await self._file(reply, target),
@@ -127,7 +128,7 @@ class DiscordSender:
         await channel.send(
             content=" ".join(part for part in (mention, reply.text) if part),
             file=await self._file(reply, target) if reply.image else discord.utils.MISSING,
-            view=self._view(reply) if reply.image else discord.utils.MISSING,
+            view=self._view(reply),
             nonce=nonce_for(reply.job_id) if reply.job_id else discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions(users=True, roles=False, everyone=False),
         )
@@ -158,7 +159,10 @@ class DiscordSender:
         data = await asyncio.to_thread(fitted, reply.image, limit)
         return discord.File(io.BytesIO(data), filename=f"stylebot-{reply.image.stem[:8]}.jpg")
 
-    def _view(self, reply: Reply) -> discord.ui.View | Any:
-        if reply.job_id is None:
-            return discord.utils.MISSING
+    def _view(self, reply: Reply, none: Any = discord.utils.MISSING) -> discord.ui.View | Any:
+        """The buttons under a result, or the review button under a held-back explanation."""
+        if reply.appeal_job is not None:
+            return appeal_view(reply.appeal_job, reply.locale)
+        if reply.job_id is None or reply.image is None:
+            return none
         return result_view(reply.job_id, self.styles, reply.style, reply.locale)

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import discord
 
-from bots.core import LATER_PREFIX, ReplyTarget, Sender
+from bots.core import APPEAL_PREFIX, LATER_PREFIX, ReplyTarget, Sender
 
 PLATFORM = "discord"
 # What the core's decoder accepts; anything else is refused before a download.
@@ -36,6 +36,7 @@ MORE = re.compile(r"sb:more:(?P<job>[0-9a-f]{32})")
 AGAIN_PICK = re.compile(r"sb:againpick:(?P<job>[0-9a-f]{32})")
 PICK = re.compile(r"sb:pick:(?P<size>\d{1,12})")
 LATER = re.compile(LATER_PREFIX + r"(?P<offer>[0-9a-f]{32})")  # under a busy/paused refusal
+APPEAL = re.compile(APPEAL_PREFIX + r"(?P<job>[0-9a-f]{32})")  # under a held-back explanation
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from bots.core import Core, Delivery, Maintenance, Runtime
+from bots.telegram.appeal import AppealButton
 from bots.telegram.commands import CommandRunner
 from bots.telegram.handlers import Handlers
 from bots.telegram.later import LaterButton
@@ -97,6 +98,7 @@ class TelegramBot:
         )
         self.payments.register(self.app)  # first: a payment message is no request
         LaterButton(core, submitter.downloader, self.sender).register(self.app)
+        AppealButton(core).register(self.app)
         self.handlers.register(self.app)
 
     async def serve(self, stop: asyncio.Event) -> None:

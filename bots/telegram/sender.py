@@ -12,6 +12,7 @@ from PIL import Image
 from telegram import (
     Bot,
     CallbackQuery,
+    InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputMediaPhoto,
     Message,
@@ -19,7 +20,8 @@ from telegram import (
 )
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
-from bots.core import Reply, ReplyTarget, Undeliverable
+from bots.core import APPEAL_PREFIX, Reply, ReplyTarget, Undeliverable
+from bots.core.messages import t
 from bots.telegram.status import StatusBoard
 
 log = logging.getLogger("stylebot.telegram.sender")
@@ -71,6 +73,12 @@ async def send_text(
     )
 
 
+def appeal_markup(job_id: str, locale: str) -> InlineKeyboardMarkup:
+    """The review button under a held-back explanation (bots/telegram/appeal.py answers it)."""
+    button = InlineKeyboardButton(t("appeal_button", locale), callback_data=APPEAL_PREFIX + job_id)
+    return InlineKeyboardMarkup([[button]])
+
+
 async def answer_query(query: CallbackQuery, alert: str | None = None) -> None:
     """Acknowledge a tap (the client shows a spinner until then); a stale query is no failure."""
     try:
@@ -112,7 +120,8 @@ class TelegramSender:
 
     async def _send(self, target: ReplyTarget, reply: Reply) -> Message:
         if reply.image is None:
-            return await send_text(self.bot, target, reply.text)
+            markup = appeal_markup(reply.appeal_job, reply.locale) if reply.appeal_job else None
+            return await send_text(self.bot, target, reply.text, markup)
         data, as_photo = await asyncio.to_thread(_read_image, reply.image)
         chat, where = int(target.chat_id), placement(target)
         if as_photo:

@@ -26,6 +26,9 @@ ADMIN_VERBS = {
     "stats": [],
     "whois": [],
     "refund": [{"name": "charge", "type": 3, "value": "ch-1"}],
+    "appeals": [],
+    "release": [{"name": "job", "type": 3, "value": "f" * 32}],
+    "confirm": [{"name": "job", "type": 3, "value": "f" * 32}],
 }
 TAKES_A_USER = {"grant", "settier", "ban", "unban", "whois"}
 

@@ -66,7 +66,7 @@ def test_empty_database_has_no_revision(db_url: str) -> None:
 def test_upgrade_creates_schema_matching_models(db_url: str) -> None:
     migrate.upgrade(db_url)
 
-    assert migrate.current(db_url) == "0008" == migrate.head()
+    assert migrate.current(db_url) == "0009" == migrate.head()
     assert _table_names(db_url) == TABLES
     assert _schema_diff(db_url) == []
 
@@ -75,7 +75,7 @@ def test_upgrade_is_idempotent(db_url: str) -> None:
     migrate.upgrade(db_url)
     migrate.upgrade(db_url)
 
-    assert migrate.current(db_url) == "0008"
+    assert migrate.current(db_url) == "0009"
 
 
 def test_concurrent_upgrades_do_not_collide(db_url: str) -> None:
@@ -88,7 +88,7 @@ def test_concurrent_upgrades_do_not_collide(db_url: str) -> None:
         for future in [pool.submit(migrate.upgrade, db_url) for _ in range(4)]:
             future.result()
 
-    assert migrate.current(db_url) == "0008"
+    assert migrate.current(db_url) == "0009"
     assert _schema_diff(db_url) == []
 
 

@@ -225,7 +225,7 @@ def test_stats_show_todays_sales_by_product(shop_core: Core, clock: Clock) -> No
     buy(shop_core, "plus30", "ch-3")
     shop_core.shop.refunded("telegram", "ch-2", "telegram")
     stats = admin_run(shop_core, "stats")[0]
-    assert stats.endswith("Sales today: pack10: 2 sold, 50 XTR; plus30: 1 sold, 250 XTR.")
+    assert "Sales today: pack10: 2 sold, 50 XTR; plus30: 1 sold, 250 XTR." in stats
 
 
 def test_whois_shows_the_running_pass(shop_core: Core) -> None:
@@ -354,7 +354,7 @@ def test_discord_entitlements_grant_once_and_end(
     ]  # fmt: skip
     assert [a.action for a in audits(core)] == ["entitlement", "entitlement", "revoke"]
     stats = admin_run(core, "stats")[0]
-    assert stats.endswith("Sales today: pack5: 1 sold on Discord; pro7: 1 sold on Discord.")
+    assert "Sales today: pack5: 1 sold on Discord; pro7: 1 sold on Discord." in stats
 
 
 def test_a_renewed_discord_subscription_extends_the_pass_once_and_ends_whole(

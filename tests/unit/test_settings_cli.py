@@ -140,7 +140,7 @@ def test_migrate_command_creates_the_schema(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "0008" in proc.stdout and (tmp_path / "d" / "stylebot.db").exists()
+    assert "0009" in proc.stdout and (tmp_path / "d" / "stylebot.db").exists()
 
 
 def test_settings_are_not_read_at_import() -> None:
