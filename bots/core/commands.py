@@ -45,7 +45,7 @@ def answer_plain(core: Core, sender: Sender, command: Command) -> Reply | None:
     """The reply to a command that needs no photo, or None if `command` is not one of them."""
     match command.name:
         case "start" | "help":
-            return core.help_reply(sender.locale)
+            return core.help_reply(sender.locale, sender.platform)
         case "styles":
             return core.styles_reply(sender.locale)
         case "quota":

@@ -319,7 +319,10 @@ class Core:
     def styles_reply(self, locale: str) -> Reply:
         return Reply(t("styles", locale, styles=self._style_list(locale)))
 
-    def help_reply(self, locale: str) -> Reply:
+    def help_reply(self, locale: str, platform: str | None = None) -> Reply:
+        """/help; with a platform where something is for sale there, it names /buy too."""
+        if platform is not None and self.shop.for_platform(platform):
+            return Reply(" ".join([t("help", locale), t("help_buy", locale)]))
         return Reply(t("help", locale))
 
     def _style_list(self, locale: str) -> str:

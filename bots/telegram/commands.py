@@ -63,7 +63,7 @@ class CommandRunner:
             await self.payments.send_invoices(target, sender.locale)
 
     async def help(self, sender: Sender, target: ReplyTarget) -> None:
-        await self.say(target, self.core.help_reply(sender.locale).text)
+        await self.say(target, self.core.help_reply(sender.locale, sender.platform).text)
 
     async def say(self, target: ReplyTarget, text: str) -> None:
         await send_text(self.bot, target, text)
@@ -78,7 +78,7 @@ class CommandRunner:
         """/start: a welcome, how to use the bot, and what is left today."""
         parts = [
             t("welcome", sender.locale),
-            self.core.help_reply(sender.locale).text,
+            self.core.help_reply(sender.locale, sender.platform).text,
             self.core.quota_status(sender).text,
         ]
         return "\n\n".join(parts)

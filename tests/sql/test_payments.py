@@ -13,6 +13,8 @@ import pytest
 from sqlmodel import select
 
 from bots.core import Admin, AdminRequest, Command, Core, Maintenance, Runtime, Sender, answer_plain
+from bots.core.messages import t
+from bots.core.requests import Reply
 from quota.products import EXAMPLE
 from storage.db import transaction
 from storage.models import AuditEntry, Payment, User
@@ -396,8 +398,11 @@ def test_buy_terms_and_paysupport_are_plain_commands(shop_core: Core) -> None:
     assert "people who run this bot" in ask("paysupport")
     shop_core.rt.settings.support_contact = "@helpdesk"
     assert "write to @helpdesk" in ask("paysupport")
+    assert ask("help").endswith(t("help_buy", "en"))  # sold on Telegram: /help names /buy
+    assert answer_plain(shop_core, Sender("console:ann"), Command("help")) == Reply(t("help", "en"))
     shop_core.shop.products.clear()
     assert ask("buy") == "Nothing is for sale right now."
+    assert ask("help") == t("help", "en")
 
 
 def concurrently(n: int, fn: Callable[[int], str]) -> list[str]:
