@@ -20,6 +20,8 @@ def broker_options(settings: Settings) -> dict[str, Any]:
         return {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
+            # Its exchange tables; kombu's default is ./control, wherever the command was run.
+            "control_folder": str(folder.parent / "broker-control"),
             "store_processed": False,
             "polling_interval": 0.05,
         }
