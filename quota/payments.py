@@ -72,6 +72,20 @@ def find(
     return s.exec(query.order_by(col(Payment.id))).first()
 
 
+def purchases(s: Session, platform: str) -> dict[str, bool]:
+    """Every purchase's charge id on `platform`, and whether it still stands (not refunded or
+    revoked): what a catch-up with the platform's own list compares against."""
+    rows = s.execute(
+        sa_select(col(Payment.charge_id), col(Payment.event)).where(
+            col(Payment.platform) == platform,
+            col(Payment.event).in_((PURCHASE, *TAKEN_BACK)),
+        )
+    ).all()
+    bought = {charge for charge, event in rows if event == PURCHASE}
+    taken = {charge for charge, event in rows if event != PURCHASE}
+    return {charge: charge not in taken for charge in bought}
+
+
 def locked_user(s: Session, user_id: str) -> User:
     """The user row as committed now, locked until the transaction ends."""
     query = select(User).where(User.id == user_id).with_for_update()

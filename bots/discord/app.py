@@ -22,6 +22,7 @@ from discord.http import Route
 
 from bots.core import Core, Delivery, Maintenance, Runtime
 from bots.discord.catalog import CatalogTranslator
+from bots.discord.catchup import CatchUp
 from bots.discord.components import DYNAMIC_ITEMS
 from bots.discord.entitlements import Entitlements
 from bots.discord.flows import Flows
@@ -46,6 +47,7 @@ class DiscordOptions:
     fetch_timeout_s: float = 60.0
     token_margin_s: float = 30.0  # a token this close to expiry is not started on
     ready_timeout_s: float = 60.0  # the gateway must say READY within this at start
+    entitlements_interval_s: float = 6 * 3600.0  # store events missed: at start, then so often
     clock: Callable[[], float] = field(default=time.time)  # wall clock, for token lifetimes
 
 
@@ -151,6 +153,7 @@ class DiscordBot(discord.Client):
             ),
             asyncio.create_task(Maintenance(self.rt).run(stop, o.maintenance_interval_s)),
             asyncio.create_task(self.refresher.run(stop, o.status_interval_s)),
+            asyncio.create_task(CatchUp(self, self.purchases).run(stop, o.entitlements_interval_s)),
         ]
 
 

@@ -68,13 +68,17 @@ class Entitlements(DiscordState):
         self.dispatch("ENTITLEMENT_UPDATE", made)
         return made
 
-    def delete_entitlement(self, entitlement_id: int | str) -> dict[str, Any]:
-        """Discord took it back (a refund, or a test entitlement deleted): ENTITLEMENT_DELETE."""
+    def delete_entitlement(
+        self, entitlement_id: int | str, *, dispatch: bool = True
+    ) -> dict[str, Any]:
+        """Discord took it back (a refund, or a test entitlement deleted): ENTITLEMENT_DELETE,
+        unless dispatch=False (the bot was away and missed it)."""
         with self.lock:
             ent = self._entitlement(entitlement_id)
             ent["deleted"] = True
             made = copy.deepcopy(ent)
-        self.dispatch("ENTITLEMENT_DELETE", made)
+        if dispatch:
+            self.dispatch("ENTITLEMENT_DELETE", made)
         return made
 
     def redeliver_entitlement(self, entitlement_id: int | str, event: str = "CREATE") -> None:

@@ -18,7 +18,7 @@ from bots.core.messages import t
 from storage.db import transaction
 from storage.models import AuditEntry, Payment, User
 from tests.e2e.discord_harness import DiscordStack, discord_stack
-from tests.e2e.discord_payloads import APPLICATION_SUBSCRIPTION, PREMIUM_BUTTON
+from tests.e2e.discord_payloads import APPLICATION_SUBSCRIPTION, PREMIUM_BUTTON, iso
 from tests.e2e.discord_steps import EPHEMERAL, Person, answered, person
 from tests.e2e.harness import settle
 
@@ -248,6 +248,74 @@ def test_a_subscription_that_ended_ends_its_pass(stack: DiscordStack) -> None:
     events = [(p.charge_id, p.event) for p in payments(stack, who)]
     assert events == [(bought["id"], "purchase"), (bought["id"], "revoke")]
     assert user_row(stack, who).tier_until is None
+
+
+def test_a_refund_made_while_the_bot_was_away_is_taken_back_at_start(
+    stack: DiscordStack,
+) -> None:
+    emu, who = stack.emulator, person(stack)
+    bought = emu.entitle(who.user, PLUS_SKU)
+    thanked(stack, who)
+    assert user_row(stack, who).tier == "plus"
+    stack.stop_bot()
+    emu.delete_entitlement(bought["id"], dispatch=False)  # the DELETE event never reached it
+    listed = len(emu.calls_of("list_entitlements"))
+    stack.start_bot()
+    emu.wait_for(lambda: user_row(stack, who).tier == "free", 5.0, "the pass taken back")
+    me = user_row(stack, who)
+    assert me.tier_until is None and me.base_tier is None
+    events = [(p.charge_id, p.event) for p in payments(stack, who)]
+    assert events == [(bought["id"], "purchase"), (bought["id"], "revoke")]
+    assert [(a.actor, a.action) for a in audits(stack, who)][-1] == ("discord", "revoke")
+    assert len(emu.calls_of("list_entitlements")) > listed
+    stack.stop_bot()  # the next start finds nothing more to take back
+    stack.start_bot()
+    emu.wait_for(lambda: len(emu.calls_of("list_entitlements")) > listed + 1, 5.0, "a listing")
+    settle(1.0)
+    assert len(payments(stack, who)) == 2 and user_row(stack, who).tier == "free"
+
+
+def test_a_subscription_that_ended_while_the_bot_was_away_is_ended_at_start(
+    stack: DiscordStack,
+) -> None:
+    emu, who = stack.emulator, person(stack)
+    bought = emu.entitle(who.user, PRO_SKU, kind=APPLICATION_SUBSCRIPTION, days=30)
+    thanked(stack, who)
+    stack.stop_bot()
+    with emu.lock:  # its end passed unseen: listed, not deleted, ended
+        emu.entitlements[int(bought["id"])]["ends_at"] = iso(emu.now() - 1)
+    stack.start_bot()
+    emu.wait_for(lambda: user_row(stack, who).tier == "free", 5.0, "the pass ended")
+    events = [(p.charge_id, p.event) for p in payments(stack, who)]
+    assert events == [(bought["id"], "purchase"), (bought["id"], "revoke")]
+
+
+def test_a_purchase_made_while_the_bot_was_away_is_granted_at_start(stack: DiscordStack) -> None:
+    emu, who = stack.emulator, person(stack)
+    stack.stop_bot()
+    bought = emu.entitle(who.user, PLUS_SKU, dispatch=False)
+    pack = emu.entitle(who.user, PACK_SKU, consumable=True, dispatch=False)
+    stack.start_bot()  # no interaction by the buyer: the start alone grants both
+    thanked(stack, who, 2)
+    emu.wait_for(lambda: emu.entitlement(pack["id"])["consumed"], 5.0, "the pack consumed")
+    me = user_row(stack, who)
+    assert (me.tier, me.extra_credits) == ("plus", 10)
+    assert soon(29.9) < aware(me.tier_until) < soon(30.1)
+    bought_ids = sorted((p.charge_id, p.event) for p in payments(stack, who))
+    assert bought_ids == sorted([(bought["id"], "purchase"), (pack["id"], "purchase")])
+
+
+def test_a_failing_listing_leaves_the_bot_serving(
+    stack: DiscordStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    emu, who = stack.emulator, person(stack)
+    stack.stop_bot()
+    emu.fail("list_entitlements", 403)  # not retried: the bot goes on without it
+    stack.start_bot()
+    emu.wait_for(lambda: emu.calls_of("list_entitlements", ok=False), 10.0, "the failed listing")
+    interact(stack, who)  # still answering
+    warned = [r for r in caplog.records if r.getMessage().startswith("entitlements_catch_up")]
+    assert warned and all(r.levelname == "WARNING" and not r.exc_info for r in warned)
 
 
 def test_with_dms_closed_the_purchase_is_still_granted(stack: DiscordStack) -> None:
