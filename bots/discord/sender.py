@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -129,7 +130,9 @@ class DiscordSender:
             content=" ".join(part for part in (mention, reply.text) if part),
             file=await self._file(reply, target) if reply.image else discord.utils.MISSING,
             view=self._view(reply),
-            nonce=nonce_for(reply.job_id) if reply.job_id else discord.utils.MISSING,
+            # No job: a fresh nonce (discord.py sends MISSING as "...", the same every time, and
+            # Discord would then keep only the first of the channel's job-less posts).
+            nonce=nonce_for(reply.job_id or secrets.token_hex(12)),
             allowed_mentions=discord.AllowedMentions(users=True, roles=False, everyone=False),
         )
 
