@@ -11,13 +11,12 @@ import asyncio
 import logging
 
 from telegram import Message, Update
-from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bots.core import APPEAL_PREFIX, Core, ReplyTarget
 from bots.core.appeals import appeal
 from bots.core.messages import t
-from bots.telegram.sender import answer_query, send_text
+from bots.telegram.sender import answer_query, pressed_by_asker, replace_text
 from bots.telegram.translate import PLATFORM, sender_of
 
 log = logging.getLogger("stylebot.telegram")
@@ -36,23 +35,12 @@ class AppealButton:
             return
         sender = sender_of(query.from_user)
         shown = query.message if isinstance(query.message, Message) else None
-        if shown is not None and not _asked_by(shown, query.from_user.id):
+        if shown is not None and not pressed_by_asker(shown, query.from_user.id):
             await answer_query(query, t("appeal_not_yours", sender.locale))
             return
         job_id = query.data.removeprefix(APPEAL_PREFIX)
         await answer_query(query)
         reply = await asyncio.to_thread(appeal, self.core, sender, job_id)
         log.info("appeal_pressed user=%s job=%s", sender.user_id, reply.job_id)
-        try:
-            if shown is not None:
-                await shown.edit_text(reply.text)  # an edit without a markup drops the button
-                return
-        except BadRequest:  # deleted meanwhile: say it anew
-            pass
-        await send_text(context.bot, ReplyTarget(PLATFORM, str(query.from_user.id)), reply.text)
-
-
-def _asked_by(shown: Message, user_id: int) -> bool:
-    """In a group, only the person whose photo it was may ask (the core checks the job too)."""
-    photo = shown.reply_to_message
-    return photo is None or photo.from_user is None or photo.from_user.id == user_id
+        target = ReplyTarget(PLATFORM, str(query.from_user.id))
+        await replace_text(context.bot, shown, target, reply.text)

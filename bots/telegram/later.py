@@ -20,13 +20,13 @@ from telegram import (
     Message,
     Update,
 )
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bots.core import LATER_PREFIX, Core, Reply, ReplyTarget
 from bots.core.messages import t
 from bots.telegram.fetch import Downloader
-from bots.telegram.sender import TelegramSender, answer_query, send_text
+from bots.telegram.sender import TelegramSender, answer_query, pressed_by_asker, replace_text
 from bots.telegram.translate import PLATFORM, sender_of, target_of
 
 log = logging.getLogger("stylebot.telegram")
@@ -52,7 +52,7 @@ class LaterButton:
             return
         sender = sender_of(query.from_user)
         offer = query.message if isinstance(query.message, Message) else None
-        if offer is not None and not _asked_by(offer, query.from_user.id):
+        if offer is not None and not pressed_by_asker(offer, query.from_user.id):
             await answer_query(query, t("not_your_photo", sender.locale))
             return
         offer_id = query.data.removeprefix(LATER_PREFIX)
@@ -83,16 +83,4 @@ class LaterButton:
                 with contextlib.suppress(TelegramError):  # already gone is as good
                     await offer.delete()
             return
-        try:
-            if offer is not None:
-                await offer.edit_text(reply.text)  # an edit without a markup drops the button
-                return
-        except BadRequest:  # deleted meanwhile: say it anew
-            pass
-        await send_text(bot, target, reply.text)
-
-
-def _asked_by(offer: Message, user_id: int) -> bool:
-    """In a group, only the person whose photo was refused may take its offer."""
-    photo = offer.reply_to_message
-    return photo is None or photo.from_user is None or photo.from_user.id == user_id
+        await replace_text(bot, offer, target, reply.text)

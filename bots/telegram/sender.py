@@ -79,6 +79,25 @@ def appeal_markup(job_id: str, locale: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[button]])
 
 
+def pressed_by_asker(shown: Message, user_id: int) -> bool:
+    """Whether a button under the bot's answer to a photo was pressed by the person who sent the
+    photo (in a group, only they may take its offer or ask for its review)."""
+    photo = shown.reply_to_message
+    return photo is None or photo.from_user is None or photo.from_user.id == user_id
+
+
+async def replace_text(bot: Bot, shown: Message | None, target: ReplyTarget, text: str) -> None:
+    """The message with the button becomes `text`, its button gone (an edit without a markup
+    drops it); deleted meanwhile, or too old to show, `text` is said anew to `target`."""
+    try:
+        if shown is not None:
+            await shown.edit_text(text)
+            return
+    except BadRequest:
+        pass
+    await send_text(bot, target, text)
+
+
 async def answer_query(query: CallbackQuery, alert: str | None = None) -> None:
     """Acknowledge a tap (the client shows a spinner until then); a stale query is no failure."""
     try:
